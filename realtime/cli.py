@@ -1,0 +1,285 @@
+"""The `realtime-enhance` command: a thin layer over sources, Enhancer, sinks and Pipeline.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import __version__
+from .backends import BACKENDS, BackendUnavailable
+from .model import CheckpointError
+from .pipeline import Pipeline, Stats
+from .sinks import ImageSink, PreviewSink, SinkError, VideoFileSink
+from .sources import IMAGE_SUFFIXES, CameraSource, DemoSource, ImageSource, SourceError, VideoFileSource, is_live
+
+log = logging.getLogger("realtime")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg"}
+
+EXAMPLES = """\
+examples:
+  realtime-enhance --demo -o demo.mp4           make a dark test clip, write before|after
+  realtime-enhance night.mp4 -o bright.mp4      every frame, timestamps and audio kept
+  realtime-enhance --webcam 0                   live preview (b: before/after, q: quit)
+  realtime-enhance --webcam 0 --no-preview -o rec.mp4
+  realtime-enhance rtsp://camera/stream -o rec.mkv
+  realtime-enhance photo.jpg -o photo_bright.png
+  realtime-enhance shots/ -o bright/            every image and video inside, names mirrored
+
+exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="realtime-enhance",
+        description="Real-time low-light enhancement (Zero-DCE family) for video files, cameras, streams and images.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", nargs="?", help="video file, image, folder, camera index, /dev/videoN or stream URL")
+    p.add_argument("-o", "--output", type=Path, help="output file or folder (default for files: NAME_enhanced.EXT)")
+    src = p.add_argument_group("live sources")
+    src.add_argument("--webcam", metavar="N", help="camera index or device (same as giving it as input)")
+    src.add_argument("--size", type=parse_size, metavar="WxH", help="ask the camera for this size, e.g. 1280x720")
+    src.add_argument("--fps", type=float, help="ask the camera for this frame rate")
+    src.add_argument("--no-preview", action="store_true", help="no window (headless); use with -o to record")
+    p.add_argument("--demo", action="store_true", help="enhance a generated low-light clip (needs no media)")
+    p.add_argument("--side-by-side", action="store_true", help="write/show before|after instead of the result alone")
+    eng = p.add_argument_group("engine")
+    eng.add_argument("--weights", type=Path, help="checkpoint (default: the bundled weights)")
+    eng.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
+    enc = p.add_argument_group("encoding")
+    enc.add_argument("--codec", default="libx264", help="video encoder (default: libx264, H.264 yuv420p)")
+    enc.add_argument("--crf", type=int, default=18, help="constant rate factor for x264/x265 (default: 18)")
+    enc.add_argument("--preset", default="veryfast", help="x264/x265 preset (default: veryfast)")
+    p.add_argument("--queue-size", type=int, default=4, help="frames buffered between stages (default: 4)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("-v", "--verbose", action="store_true", help="more messages; full tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+# --- the runs ----------------------------------------------------------------------------
+
+
+class Progress:
+    """A tqdm bar on stderr when it is a terminal (frames, fps, ETA)."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total or None, desc=label, unit="frame", dynamic_ncols=True, leave=False)
+
+    def __call__(self, stats: Stats) -> None:
+        if self.bar is not None:
+            self.bar.update(stats.written - self.bar.n)
+            self.bar.set_postfix(dropped=stats.dropped, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_pipeline(pipeline: Pipeline, total: int, label: str, args: argparse.Namespace) -> Stats:
+    progress = Progress(total, label, not args.quiet)
+    try:
+        return pipeline.run(on_tick=progress)
+    finally:
+        progress.close()
+
+
+def default_output(path: Path) -> Path:
+    return path.with_name(f"{path.stem}_enhanced{path.suffix}")
+
+
+def enhance_video(path: Path, output: Path, enhancer, args: argparse.Namespace) -> Stats:
+    source = VideoFileSource(path)
+    if output.resolve() == path.resolve():
+        source.close()
+        raise UsageError(f"{output}: output would overwrite the input")
+    try:
+        sink = VideoFileSink(output, source.width, source.height, source.fps, source.time_base, args.codec,
+                             args.crf, args.preset, copy_from=path, show_both=args.side_by_side)
+    except Exception:
+        source.close()
+        raise
+    stats = run_pipeline(Pipeline(source, enhancer, [sink], args.queue_size), source.frame_count, path.name, args)
+    report(f"{path} -> {output}", stats, args)
+    if stats.source_error:
+        raise SourceError(stats.source_error)
+    return stats
+
+
+def enhance_live(spec: str, enhancer, args: argparse.Namespace) -> Stats:
+    source = CameraSource(spec, args.size, args.fps)
+    sinks: list = []
+    try:
+        if args.output:
+            sinks.append(VideoFileSink(args.output, source.width, source.height, source.fps, source.time_base,
+                                       args.codec, args.crf, args.preset, show_both=args.side_by_side))
+        if not args.no_preview:
+            sinks.append(PreviewSink(show_both=args.side_by_side))
+        if not sinks:
+            raise UsageError("--no-preview without -o would show and save nothing")
+    except Exception:
+        source.close()
+        raise
+    log.info("camera %s: %dx%d at %.1f fps", spec, source.width, source.height, source.fps)
+    stats = run_pipeline(Pipeline(source, enhancer, sinks, args.queue_size), 0, f"camera {spec}", args)
+    report(f"camera {spec}", stats, args)
+    return stats
+
+
+def enhance_images(paths: list[Path], root: Path, sink: ImageSink, enhancer, args: argparse.Namespace) -> int:
+    source = ImageSource(paths, root)
+    stats = run_pipeline(Pipeline(source, enhancer, [sink], args.queue_size), len(paths), "images", args)
+    report(f"{len(paths)} images", stats, args)
+    return len(source.failed)
+
+
+def enhance_folder(folder: Path, output: Path, enhancer, args: argparse.Namespace) -> int:
+    """Every image and video under `folder`, written under `output` with the same names."""
+    if output.resolve() == folder.resolve():
+        raise UsageError(f"{output}: output folder would overwrite the input")
+    output.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and output.resolve() not in p.resolve().parents)
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+    failures = enhance_images(images, folder, ImageSink(root=output, show_both=args.side_by_side), enhancer, args) if images else 0
+    for video in videos:
+        target = output / video.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            enhance_video(video, target, enhancer, args)
+        except (SourceError, SinkError) as exc:
+            log.warning("%s", exc)
+            failures += 1
+    if not images and not videos:
+        raise SourceError(f"{folder}: no images or videos inside")
+    return failures
+
+
+def report(label: str, stats: Stats, args: argparse.Namespace) -> None:
+    if args.quiet:
+        return
+    line = f"{label}: {stats.written} frames at {stats.fps:.1f} fps"
+    if stats.dropped:
+        line += f", {stats.dropped} dropped to stay live"
+    print(line, file=sys.stderr)
+
+
+def make_enhancer(args: argparse.Namespace):
+    from .engine import Enhancer
+
+    enhancer = Enhancer(args.weights, backend=args.backend)
+    log.info("engine: %s backend, %s", enhancer.backend.name, enhancer.config)
+    return enhancer
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    spec = args.webcam if args.webcam is not None else args.input
+    if args.demo:
+        return run_demo(args)
+    if spec is None:
+        raise UsageError("give an input (file, folder, camera, URL), --webcam N or --demo")
+    if args.webcam is not None and args.input is not None:
+        raise UsageError("give either an input or --webcam, not both")
+    if args.queue_size < 1:
+        raise UsageError("--queue-size must be at least 1")
+    if args.webcam is not None or is_live(spec):
+        with make_enhancer(args) as enhancer:
+            enhance_live(spec, enhancer, args)
+        return EXIT_OK
+    path = Path(spec)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    if path.is_dir():
+        if args.output is None:
+            raise UsageError("a folder needs -o OUTPUT_FOLDER")
+        with make_enhancer(args) as enhancer:
+            failures = enhance_folder(path, args.output, enhancer, args)
+        if failures:
+            raise SourceError(f"{failures} file(s) could not be enhanced (see the warnings above)")
+        return EXIT_OK
+    output = args.output or default_output(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if output.resolve() == path.resolve():
+            raise UsageError(f"{output}: output would overwrite the input")
+        with make_enhancer(args) as enhancer:
+            if enhance_images([path], path.parent, ImageSink(path=output, show_both=args.side_by_side), enhancer, args):
+                raise SourceError(f"{path}: not a readable image")
+        return EXIT_OK
+    if output.suffix.lower() in IMAGE_SUFFIXES:
+        raise UsageError(f"{output}: a video needs a video output (.mp4, .mkv, ...)")
+    with make_enhancer(args) as enhancer:
+        enhance_video(path, output, enhancer, args)
+    return EXIT_OK
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    output = args.output or Path("demo.mp4")
+    source = DemoSource()
+    sink = VideoFileSink(output, source.width, source.height, source.fps, source.time_base, args.codec,
+                         args.crf, args.preset, show_both=True)
+    with make_enhancer(args) as enhancer:
+        stats = run_pipeline(Pipeline(source, enhancer, [sink], args.queue_size), source.frame_count, "demo", args)
+    report(f"demo (left: generated low-light input, right: enhanced) -> {output}", stats, args)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 with a one-line message on bad usage
+    logging.basicConfig(format="realtime-enhance: %(message)s", level=logging.INFO if args.verbose else logging.WARNING)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM stops like Ctrl-C: the pipeline drains and the output is flushed.
+        signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        return dispatch(args)
+    except KeyboardInterrupt:
+        print("realtime-enhance: interrupted; output flushed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"realtime-enhance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BackendUnavailable as exc:
+        print(f"realtime-enhance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SourceError, SinkError, CheckpointError) as exc:
+        print(f"realtime-enhance: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # anything else: one line, the traceback only with --verbose
+        if args.verbose:
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"realtime-enhance: error: {exc.__class__.__name__}: {detail} (--verbose for details)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Zero-reference training of a DCE-Net (Zero-DCE / Zero-DCE++ losses), on a CPU.
+
+    python train/train.py --data ../shared/data/train --out runs/default
+
+Reads every image in --data into memory, trains on random resized crops with flips,
+logs each loss per step to losses.csv (and a loss-curve PNG per loss at the end),
+validates on paired images (--val, PSNR/SSIM against the references) and writes:
+    last.pt   resumable state (model, optimizer, step, RNG); --resume continues from it
+    model.pt  the final model, a self-describing checkpoint (config inside)
+    best.pt   the model with the best validation PSNR, when --val is given
+Every option is a field of TrainConfig below; the resolved config is printed first.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from losses import color_constancy, exposure_control, illumination_smoothness, spatial_consistency
+from realtime.metrics import psnr, ssim
+from realtime.model import DCENet, ModelConfig, apply_curves, enhance, resize_input, save_checkpoint, upsample_maps
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "../shared/data/train"  # folder of training images (any exposure, unpaired)
+    val: str = "../shared/data/lol-val"  # folder with low/ and high/ pairs; "" to skip
+    out: str = "runs/default"  # where checkpoints, losses.csv and plots go
+    # model
+    width: int = 12  # hidden channels
+    conv: str = "plain"  # "plain" 3x3 or "dwsep"
+    shared_curves: bool = True  # 3 maps for all iterations (enables the lookup-table fast path)
+    iterations: int = 8
+    long_side: int = 64  # the net sees the frame at this long side
+    # data
+    crop: int = 256  # training images are random resized crops of crop x crop
+    crop_scale: float = 0.3  # smallest crop area, as a fraction of the image
+    batch: int = 8
+    # optimisation
+    steps: int = 3000
+    lr: float = 1e-3  # Adam, cosine-decayed to lr/100
+    weight_decay: float = 1e-4
+    grad_clip: float = 0.1  # gradient norm clip, as published
+    # losses (defaults as published for Zero-DCE++)
+    w_spa: float = 1.0
+    w_exp: float = 10.0
+    w_col: float = 5.0
+    w_tv: float = 1600.0
+    exposure: float = 0.6  # well-exposedness level E
+    exposure_patch: int = 16
+    # bookkeeping
+    seed: int = 0
+    eval_every: int = 250
+    threads: int = 0  # torch threads; 0 = all cores
+    resume: bool = False
+    limit_images: int = 0  # use only the first N images (quick runs, tests); 0 = all
+
+
+def parse_config(argv: list[str]) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(TrainConfig):
+        if f.type == "bool":
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_images(folder: Path, limit: int) -> list[np.ndarray]:
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if limit:
+        paths = paths[:limit]
+    images = [im for im in (read_rgb(p) for p in tqdm(paths, desc="loading", leave=False)) if im is not None]
+    if not images:
+        sys.exit(f"error: no readable images in {folder}")
+    return images
+
+
+def random_crop(image: np.ndarray, rng: random.Random, cfg: TrainConfig) -> np.ndarray:
+    """A random resized crop (area fraction in [crop_scale, 1], aspect 3/4..4/3) with flips."""
+    h, w = image.shape[:2]
+    for _ in range(10):
+        area = h * w * rng.uniform(cfg.crop_scale, 1.0)
+        aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        ch, cw = int(round(math.sqrt(area / aspect))), int(round(math.sqrt(area * aspect)))
+        if ch <= h and cw <= w:
+            break
+    else:
+        ch, cw = min(h, w), min(h, w)
+    y, x = rng.randint(0, h - ch), rng.randint(0, w - cw)
+    crop = cv2.resize(image[y : y + ch, x : x + cw], (cfg.crop, cfg.crop), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if rng.random() < 0.5:
+        crop = crop[::-1]
+    return crop
+
+
+def make_batch(images: list[np.ndarray], rng: random.Random, cfg: TrainConfig) -> torch.Tensor:
+    crops = np.stack([random_crop(rng.choice(images), rng, cfg) for _ in range(cfg.batch)])
+    return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255)
+
+
+def compute_losses(net: DCENet, batch: torch.Tensor, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    size = net.config.estimation_size(*batch.shape[-2:])
+    alpha = net(resize_input(batch, size, net.config))
+    maps = upsample_maps(alpha, tuple(batch.shape[-2:]), net.config)
+    enhanced = apply_curves(batch, maps, net.config.iterations)
+    parts = {
+        "spa": cfg.w_spa * spatial_consistency(enhanced, batch),
+        "exp": cfg.w_exp * exposure_control(enhanced, cfg.exposure, cfg.exposure_patch),
+        "col": cfg.w_col * color_constancy(enhanced),
+        "tv": cfg.w_tv * illumination_smoothness(maps),
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+@torch.inference_mode()
+def validate(net: DCENet, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """Mean PSNR / SSIM of the enhanced low images against their references (uint8 RGB)."""
+    scores = []
+    for low, high in pairs:
+        x = torch.from_numpy(low).permute(2, 0, 1)[None].float() / 255
+        y = enhance(net, x)[0][0].permute(1, 2, 0).numpy()
+        out = np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)
+        scores.append((psnr(out, high), ssim(out, high)))
+    return tuple(float(v) for v in np.mean(scores, axis=0))
+
+
+def load_pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    for low_path in sorted((folder / "low").glob("*")):
+        low, high = read_rgb(low_path), read_rgb(folder / "high" / low_path.name)
+        if low is not None and high is not None:
+            pairs.append((low, high))
+    return pairs
+
+
+def plot_losses(csv_path: Path, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(csv_path.open()))
+    steps = np.array([int(r["step"]) for r in rows])
+    for name in ("total", "spa", "exp", "col", "tv"):
+        values = np.array([float(r[name]) for r in rows])
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(steps, values, lw=0.5, alpha=0.4, label="per step")
+        k = max(1, len(values) // 50)
+        if len(values) >= k:
+            smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+            ax.plot(steps[k - 1 :], smooth, lw=1.5, label=f"mean of {k}")
+        ax.set(xlabel="step", ylabel=name, title=f"loss: {name}")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / f"loss_{name}.png", dpi=100)
+        plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+    cfg = parse_config(argv)
+    print("train config:")
+    for key, value in dataclasses.asdict(cfg).items():
+        print(f"  {key} = {value!r}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    model_cfg = ModelConfig(
+        width=cfg.width, conv=cfg.conv, shared_curves=cfg.shared_curves,
+        iterations=cfg.iterations, long_side=cfg.long_side,
+    )
+    print(f"model: {model_cfg}")
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    net = DCENet(model_cfg)
+    for m in net.modules():  # as published: N(0, 0.02) weights, zero biases
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, 0.0, 0.02)
+            torch.nn.init.zeros_(m.bias)
+    print(f"parameters: {sum(p.numel() for p in net.parameters())}")
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr / 100)
+
+    step, best = 0, -math.inf
+    if cfg.resume and (out / "last.pt").exists():
+        state = torch.load(out / "last.pt", weights_only=False)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, best = state["step"], state["best"]
+        rng.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed at step {step}")
+
+    images = load_images(Path(cfg.data), cfg.limit_images)
+    pairs = load_pairs(Path(cfg.val)) if cfg.val and Path(cfg.val).is_dir() else []
+    print(f"{len(images)} training images, {len(pairs)} validation pairs")
+
+    csv_path = out / "losses.csv"
+    new_log = step == 0 or not csv_path.exists()
+    log_file = csv_path.open("w" if new_log else "a", newline="")
+    log = csv.writer(log_file)
+    if new_log:
+        log.writerow(["step", "total", "spa", "exp", "col", "tv", "lr", "seconds"])
+
+    def save_state() -> None:
+        torch.save(
+            {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "step": step, "best": best, "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+             "config": dataclasses.asdict(cfg)},
+            out / "last.pt",
+        )
+
+    meta = {"train_config": dataclasses.asdict(cfg), "command": "python train/train.py " + " ".join(argv)}
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True)
+    net.train()
+    while step < cfg.steps:
+        losses = compute_losses(net, make_batch(images, rng, cfg), cfg)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        log.writerow([step, *(f"{values[k]:.6g}" for k in ("total", "spa", "exp", "col", "tv")),
+                      f"{sched.get_last_lr()[0]:.3g}", f"{time.perf_counter() - start:.1f}"])
+        bar.update(1)
+        bar.set_postfix(loss=f"{values['total']:.4f}")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            net.eval()
+            if pairs:
+                p, s = validate(net, pairs)
+                tqdm.write(f"step {step}: val PSNR {p:.2f} dB, SSIM {s:.3f}")
+                if p > best:
+                    best = p
+                    save_checkpoint(out / "best.pt", net, step=step, val_psnr=p, val_ssim=s, **meta)
+            net.train()
+            log_file.flush()
+            save_state()
+    bar.close()
+    log_file.close()
+    net.eval()
+    save_checkpoint(out / "model.pt", net, step=step, **meta)
+    plot_losses(csv_path, out)
+    print(f"done: {step} steps in {time.perf_counter() - start:.0f} s; wrote {out}/model.pt"
+          + (f", best val PSNR {best:.2f} dB in best.pt" if pairs else ""))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
