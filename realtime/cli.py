@@ -41,6 +41,11 @@ class UsageError(Exception):
     pass
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not the whole usage block
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -52,7 +57,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="realtime-enhance",
         description="Real-time low-light enhancement (Zero-DCE family) for video files, cameras, streams and images.",
         epilog=EXAMPLES,
@@ -264,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print("realtime-enhance: interrupted; output flushed", file=sys.stderr)
         return EXIT_INTERRUPTED
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"realtime-enhance: error: {exc}", file=sys.stderr)
+        print(f"realtime-enhance: error: {exc} (see --help)", file=sys.stderr)
         return EXIT_USAGE
     except BackendUnavailable as exc:
         print(f"realtime-enhance: error: {exc}", file=sys.stderr)

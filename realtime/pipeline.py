@@ -54,7 +54,7 @@ class FrameQueue:
         self._lock = threading.Lock()
 
     def put(self, item: object) -> None:
-        if self.newest_only:
+        if self.newest_only and item is not END:  # the end marker waits: the last frame is kept
             with self._lock:  # one producer, but get() may race the replace
                 while True:
                     try:

@@ -85,17 +85,39 @@ class VideoFileSource:
         self.error: str | None = None  # set when decoding stops early on bad data
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, last = 0, 0.0
         try:
             for vf in self.container.decode(self.stream):
                 yield Frame(vf.to_ndarray(format="rgb24"), index, vf.pts, vf.time_base or self.time_base)
                 index += 1
+                last = float(vf.time or 0.0)
         except av.error.FFmpegError as exc:
-            # A truncated or corrupt file: keep what decoded, report the rest.
+            # A corrupt file: keep what decoded, report the rest.
             self.error = f"{self.path}: decoding stopped after {index} frames ({exc.strerror or exc})"
-            log.warning(self.error)
-        if index == 0 and self.error is None:
-            self.error = f"{self.path}: no frame could be decoded"
+        if self.error is None:
+            self.error = self._shortfall(index, last)
+
+    def _shortfall(self, decoded: int, last: float) -> str | None:
+        """A message when fewer frames decoded than the file announces (a truncated file
+        ends without a decoding error)."""
+        if decoded == 0:
+            return f"{self.path}: no frame could be decoded"
+        if self.stream.frames and decoded < self.stream.frames:
+            return f"{self.path}: only {decoded} of {self.stream.frames} frames could be decoded (truncated?)"
+        # The video stream's own duration; the container's only when nothing else
+        # (a longer audio track) can make it longer than the video.
+        if self.stream.duration:
+            duration = float(self.stream.duration * self.time_base)
+            start = float((self.stream.start_time or 0) * self.time_base)
+        elif self.container.duration and len(self.container.streams) == 1:
+            duration = self.container.duration / av.time_base
+            start = (self.container.start_time or 0) / av.time_base
+        else:
+            return None
+        if duration and last - start < duration - 2.0 / self.fps - 0.25:
+            return (f"{self.path}: decoding stopped at {last - start:.2f} s of {duration:.2f} s "
+                    f"after {decoded} frames (truncated?)")
+        return None
 
     def close(self) -> None:
         self.container.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -40,11 +41,13 @@ class CPUBackend:
     def _freeze(net: DCENet) -> torch.nn.Module:
         # Tracing and freezing folds the small graph into one TorchScript call: at
         # estimation sizes of a few thousand pixels, Python dispatch is most of the cost.
-        with torch.inference_mode():
-            example = torch.rand(1, 3, 16, 16)
+        # TorchScript is deprecated upstream but still the cheapest way to run a tiny graph
+        # on a CPU without a compiler toolchain; eager is the fallback where it is gone.
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             try:
-                return torch.jit.freeze(torch.jit.trace(net.eval(), example, check_trace=False))
-            except Exception:  # an exotic torch build without TorchScript: eager is correct too
+                return torch.jit.freeze(torch.jit.trace(net.eval(), torch.rand(1, 3, 16, 16), check_trace=False))
+            except Exception:
                 return net.eval()
 
     def _small(self, frame: np.ndarray) -> np.ndarray:

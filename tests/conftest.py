@@ -1,0 +1,107 @@
+"""Shared fixtures: tiny real media written by the tests themselves with PyAV."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def need_shared(*parts: str) -> Path:
+    """The path under ../shared, or skip the test saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared data beside the project checkout), which is absent")
+    return path
+
+
+def frame_pattern(index: int, width: int, height: int) -> np.ndarray:
+    """A dark frame with a gradient, and its index written in binary as 8 black or white
+    8x8 blocks along the top (enhancement keeps 0 at 0 and 255 at 255, so the index
+    survives it and the encoder)."""
+    x = np.linspace(0, 10, width, dtype=np.float32)[None, :, None]
+    image = np.clip(np.full((height, width, 3), 8 + (index % 16), np.float32) + x, 0, 255).astype(np.uint8)
+    for bit in range(8):
+        image[:8, 8 * bit : 8 * bit + 8] = 255 if (index >> bit) & 1 else 0
+    return image
+
+
+def frame_index(image: np.ndarray) -> int:
+    """Read back the index that frame_pattern wrote."""
+    return sum(1 << bit for bit in range(8) if image[:8, 8 * bit : 8 * bit + 8].mean() > 128)
+
+
+def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (96, 64), fps: int = 24,
+              audio: bool = True, vfr: bool = False) -> list[Fraction]:
+    """Write an H.264 clip (and AAC audio); return the video frames' presentation times (s)."""
+    width, height = size
+    times = []
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "10"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        tb = Fraction(1, 1000) if vfr else Fraction(1, fps)
+        video.codec_context.time_base = tb
+        video.time_base = tb
+        sound = out.add_stream("aac", rate=48000) if audio else None
+        if sound is not None:
+            sound.layout = "stereo"
+        t = 0
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(frame_pattern(i, width, height), format="rgb24")
+            vf.pts = t
+            vf.time_base = tb
+            times.append(t * tb)
+            out.mux(video.encode(vf))
+            t += (1000 // fps + (17 if i % 3 == 0 else 0)) if vfr else 1
+        out.mux(video.encode(None))
+        if sound is not None:
+            seconds = float(times[-1]) + 0.5
+            samples = np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                chunk = samples[start : start + 1024]
+                af = av.AudioFrame.from_ndarray(np.stack([chunk, chunk]), format="fltp", layout="stereo")
+                af.sample_rate = 48000
+                af.pts = start
+                out.mux(sound.encode(af))
+            out.mux(sound.encode(None))
+    return times
+
+
+def video_times(path: Path) -> list[Fraction]:
+    with av.open(str(path)) as container:
+        return [f.pts * f.time_base for f in container.decode(video=0)]
+
+
+def video_indices(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [frame_index(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+
+
+def video_means(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(f.to_ndarray(format="gray").mean()) for f in container.decode(video=0)]
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        return [bytes(p) for p in container.demux(audio=0) if p.size]
+
+
+def cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Run the command line in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "realtime", *args], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> tuple[Path, list[Fraction]]:
+    path = tmp_path_factory.mktemp("media") / "clip.mp4"
+    return path, make_clip(path)

@@ -1,0 +1,197 @@
+"""The command line as a user meets it: exit codes, one-line errors, real outputs."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import audio_packets, cli, make_clip, video_indices, video_means, video_times
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("usage:")]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_video_file_end_to_end(clip, tmp_path):
+    src, times = clip
+    dst = tmp_path / "bright.mp4"
+    result = cli(str(src), "-o", str(dst), "--preset", "ultrafast")
+    assert result.returncode == 0, result.stderr
+    assert video_times(dst) == times
+    assert video_indices(dst) == list(range(len(times)))
+    assert audio_packets(dst) == audio_packets(src)
+    assert np.mean(video_means(dst)) > 1.5 * np.mean(video_means(src))
+
+
+def test_default_output_name_and_side_by_side(clip, tmp_path):
+    src, times = clip
+    copy = tmp_path / "night.mp4"
+    copy.write_bytes(src.read_bytes())
+    result = cli(str(copy), "--side-by-side", "-q")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "night_enhanced.mp4"
+    import av
+
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.width == 2 * 96
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["missing.mp4"], 1, "no such file"),
+        (["--no-such-option"], 2, "unrecognized arguments"),
+        ([], 2, "give an input"),
+        (["--backend", "tpu", "x.mp4"], 2, "invalid choice"),
+        (["--size", "big", "--webcam", "0"], 2, "WIDTHxHEIGHT"),
+        (["--weights", "nope.pt", "--demo", "-o", "d.mp4"], 1, "nope.pt: no such checkpoint"),
+    ],
+)
+def test_usage_and_input_errors(args, code, message, tmp_path):
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == code
+    assert message in one_line_error(result)
+
+
+def test_text_file_named_mp4(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("this is not a video\n" * 10)
+    result = cli(str(fake), "-o", str(tmp_path / "o.mp4"))
+    assert result.returncode == 1
+    assert "not a readable video" in one_line_error(result)
+
+
+def test_truncated_file_writes_what_decodes_and_reports_it(tmp_path):
+    src = tmp_path / "whole.mkv"  # Matroska streams: its first half still opens
+    make_clip(src, frames=48, audio=False)
+    half = tmp_path / "half.mkv"
+    half.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    dst = tmp_path / "o.mp4"
+    result = cli(str(half), "-o", str(dst))
+    assert result.returncode == 1
+    assert "decoding stopped" in result.stderr or "no frame" in result.stderr
+    assert "Traceback" not in result.stderr
+    written = video_indices(dst)
+    assert 0 < len(written) < 48 and written == list(range(len(written)))
+
+
+def test_truncated_mp4_is_a_one_line_error(tmp_path):
+    src = tmp_path / "whole.mp4"
+    make_clip(src, frames=48, audio=False)
+    half = tmp_path / "half.mp4"
+    half.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    result = cli(str(half), "-o", str(tmp_path / "o.mp4"))
+    assert result.returncode == 1
+    one_line_error(result) if "decoding stopped" not in result.stderr else None
+    assert "Traceback" not in result.stderr
+
+
+def test_output_in_missing_directory(clip, tmp_path):
+    result = cli(str(clip[0]), "-o", str(tmp_path / "nope" / "o.mp4"))
+    assert result.returncode == 1
+    assert "does not exist" in one_line_error(result)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write to read-only directories")
+def test_output_in_read_only_directory(clip, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    result = cli(str(clip[0]), "-o", str(locked / "o.mp4"))
+    assert result.returncode == 1
+    assert "not writable" in one_line_error(result)
+
+
+def test_read_only_output_file_is_one_line_error(clip, tmp_path):
+    # Works as root too: a directory where the output file should be.
+    target = tmp_path / "o.mp4"
+    target.mkdir()
+    result = cli(str(clip[0]), "-o", str(target))
+    assert result.returncode == 1
+    assert "is a directory" in one_line_error(result)
+
+
+def test_missing_webcam_fails_fast():
+    start = time.monotonic()
+    result = cli("--webcam", "7", "--no-preview", "-o", "x.mp4", timeout=30)
+    assert time.monotonic() - start < 5 + 5  # process start-up included
+    assert result.returncode == 1
+    assert "camera 7" in one_line_error(result)
+
+
+def test_sigint_halfway_leaves_a_playable_file(tmp_path):
+    src = tmp_path / "long.mp4"
+    make_clip(src, frames=600, size=(640, 480), audio=True)
+    dst = tmp_path / "o.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(dst)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not dst.exists() or dst.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    frames = video_indices(dst)
+    assert 0 < len(frames) < 600 and frames == list(range(len(frames)))
+
+
+def test_sigterm_also_stops_cleanly(tmp_path):
+    src = tmp_path / "long.mp4"
+    make_clip(src, frames=600, size=(640, 480), audio=False)
+    dst = tmp_path / "o.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(dst)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not dst.exists() or dst.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert len(video_times(dst)) > 0
+
+
+def test_image_and_folder_modes(tmp_path):
+    shots = tmp_path / "shots"
+    (shots / "sub").mkdir(parents=True)
+    dark = np.full((40, 60, 3), 20, np.uint8)
+    cv2.imwrite(str(shots / "a.png"), dark)
+    cv2.imwrite(str(shots / "sub" / "b.jpg"), dark)
+    (shots / "broken.jpg").write_bytes(b"not an image")
+    make_clip(shots / "sub" / "c.mp4", frames=6, audio=False)
+
+    result = cli(str(shots / "a.png"), "-o", str(tmp_path / "a_out.png"))
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "a_out.png")).mean() > 40
+
+    out = tmp_path / "out"
+    result = cli(str(shots), "-o", str(out))
+    assert result.returncode == 1, "an unreadable file makes the run fail at the end"
+    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
+    assert cv2.imread(str(out / "a.png")).mean() > 40
+    assert cv2.imread(str(out / "sub" / "b.jpg")).mean() > 40
+    assert len(video_times(out / "sub" / "c.mp4")) == 6
+
+
+def test_demo_needs_no_media(tmp_path):
+    result = cli("--demo", "-o", str(tmp_path / "demo.mp4"), "-q")
+    assert result.returncode == 0, result.stderr
+    times = video_times(tmp_path / "demo.mp4")
+    assert len(times) == 120
+
+
+def test_help_shows_examples():
+    result = cli("--help")
+    assert result.returncode == 0
+    assert "--webcam" in result.stdout and "examples:" in result.stdout

@@ -1,0 +1,246 @@
+"""The engine: model family, checkpoints, fast curve paths, the Enhancer API."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import need_shared
+from realtime import Enhancer, ModelConfig
+from realtime.curves import CurveApplier, build_lut, curve_float64, linear_taps
+from realtime.engine import default_weights_path
+from realtime.model import (
+    REFERENCE_CONFIGS, CheckpointError, DCENet, enhance, flush_denormals, infer_config, load_checkpoint,
+    save_checkpoint,
+)
+from realtime.sources import read_image
+
+
+def random_net(config: ModelConfig, seed: int = 0) -> DCENet:
+    torch.manual_seed(seed)
+    net = DCENet(config).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.2)
+    return net
+
+
+# --- the curve lookup table ------------------------------------------------------------
+
+
+def test_lut_within_one_level_of_float64_for_every_input_and_dense_alpha():
+    lut = build_lut(8)
+    alpha = np.linspace(-1, 1, 40001)
+    levels = lut.alpha_to_level(alpha).astype(np.int64)
+    x = np.arange(256)
+    reference = curve_float64(x[None, :] / 255, alpha[:, None]) * 255
+    assert np.abs(lut.table[levels][:, x].astype(np.float64) - reference).max() <= 1.0
+
+
+def test_lut_is_monotone_in_the_input_and_maps_range_onto_itself():
+    table = build_lut(8).table.astype(int)
+    assert (np.diff(table, axis=1) >= 0).all()
+    assert (table[:, 0] == 0).all() and (table[:, 255] == 255).all()
+
+
+def test_linear_taps_have_no_offset_and_handle_odd_sizes():
+    for src, dst in [(1, 7), (5, 17), (64, 1919), (36, 1081), (7, 7)]:
+        taps = linear_taps(src, dst)
+        ramp = np.arange(src, dtype=np.float64)
+        resampled = ramp[taps.i0] * (1 - taps.w) + ramp[taps.i1] * taps.w
+        # Same grid as F.interpolate(align_corners=False): compare against it directly.
+        ref = F.interpolate(torch.tensor(ramp)[None, None, None], size=(1, dst), mode="bilinear",
+                            align_corners=False)[0, 0, 0].numpy()
+        np.testing.assert_allclose(resampled, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("grid", ["half_pixel", "corners"])
+def test_fused_kernel_matches_float64_upsample_and_curves(shared, grid):
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)  # odd sizes
+    channels = 3 if shared else 24
+    maps = rng.uniform(-1, 1, (5, 7, channels)).astype(np.float32)
+    out = CurveApplier(8, shared, grid).apply(frame, maps)
+    up = F.interpolate(torch.tensor(maps, dtype=torch.float64).permute(2, 0, 1)[None], size=(37, 53),
+                       mode="bilinear", align_corners=grid == "corners")[0].permute(1, 2, 0).numpy()
+    x = frame / 255.0
+    for i in range(8):
+        a = up if shared else up[..., 3 * i : 3 * i + 3]
+        x = x + a * x * (1 - x)
+    assert np.abs(out.astype(np.float64) - x * 255).max() <= 1.0
+
+
+def test_constant_maps_give_a_seamless_result():
+    frame = np.full((101, 203, 3), 40, np.uint8)
+    maps = np.full((9, 17, 3), 0.5, np.float32)
+    out = CurveApplier(8, True).apply(frame, maps)
+    assert len(np.unique(out)) == 1
+
+
+# --- the model family and checkpoints ---------------------------------------------------
+
+
+def test_estimation_size_is_bounded_and_keeps_aspect():
+    config = ModelConfig(long_side=64)
+    assert config.estimation_size(2160, 3840) == config.estimation_size(1080, 1920) == (36, 64)
+    assert config.estimation_size(40, 30) == (40, 30)  # never upscaled
+    assert ModelConfig(scale=12).estimation_size(900, 1200) == (75, 100)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_CONFIGS))
+def test_reference_checkpoints_load_with_inferred_config(name):
+    net = load_checkpoint(need_shared("reference-weights", f"{name}.pth"))
+    assert net.config == REFERENCE_CONFIGS[name]
+    tiny = [p for p in net.state_dict().values() if ((p.abs() < 1.2e-38) & (p != 0)).any()]
+    assert not tiny, "denormal weights must be flushed at load"
+
+
+def test_zero_dce_checkpoint_has_denormals_that_get_flushed():
+    state = torch.load(need_shared("reference-weights", "zero_dce.pth"), map_location="cpu", weights_only=True)
+    assert flush_denormals(state) > 1000
+
+
+def _official_float64(state: dict, image: np.ndarray, plus_plus: bool) -> np.ndarray:
+    """The published forward passes, recomputed in float64 from the raw state dict."""
+    sd = {k: v.double() for k, v in state.items()}
+
+    def conv(name, x):
+        if plus_plus:
+            x = F.conv2d(x, sd[f"{name}.depth_conv.weight"], sd[f"{name}.depth_conv.bias"], padding=1,
+                         groups=x.shape[1])
+            return F.conv2d(x, sd[f"{name}.point_conv.weight"], sd[f"{name}.point_conv.bias"])
+        return F.conv2d(x, sd[f"{name}.weight"], sd[f"{name}.bias"], padding=1)
+
+    x = torch.tensor(image, dtype=torch.float64).permute(2, 0, 1)[None] / 255
+    x_in = F.interpolate(x, scale_factor=1 / 12, mode="bilinear") if plus_plus else x
+    x1 = F.relu(conv("e_conv1", x_in))
+    x2 = F.relu(conv("e_conv2", x1))
+    x3 = F.relu(conv("e_conv3", x2))
+    x4 = F.relu(conv("e_conv4", x3))
+    x5 = F.relu(conv("e_conv5", torch.cat([x3, x4], 1)))
+    x6 = F.relu(conv("e_conv6", torch.cat([x2, x5], 1)))
+    r = torch.tanh(conv("e_conv7", torch.cat([x1, x6], 1)))
+    if plus_plus:
+        r = torch.nn.UpsamplingBilinear2d(scale_factor=12)(r)
+    for i in range(8):
+        ri = r if plus_plus else r[:, 3 * i : 3 * i + 3]
+        x = x + ri * (x**2 - x)
+    return (x[0].permute(1, 2, 0).numpy() * 255)
+
+
+@pytest.mark.parametrize("name,plus_plus", [("zero_dce", False), ("zero_dce_pp", True)])
+def test_reference_checkpoints_reproduce_the_published_computation(name, plus_plus):
+    path = need_shared("reference-weights", f"{name}.pth")
+    image = read_image(need_shared("data", "LIME", "1.bmp"))[:240, :360]  # multiples of 12
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    flush_denormals(state)  # bit-identical output, per ../shared/README.md
+    reference = _official_float64(state, image, plus_plus)
+    with Enhancer(path, backend="cpu") as enhancer:
+        out = enhancer(image)
+    assert np.abs(out.astype(np.float64) - reference).max() <= 1.0
+
+
+def test_own_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
+    net = random_net(ModelConfig(width=4, shared_curves=True, long_side=16))
+    save_checkpoint(tmp_path / "m.pt", net, note="test")
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.config == net.config
+    x = torch.rand(1, 3, 20, 30)
+    with torch.no_grad():
+        torch.testing.assert_close(enhance(loaded, x)[0], enhance(net, x)[0])
+
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    state = net.state_dict()
+    state.pop("e_conv3.weight")
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match=r"partial\.pt.*missing keys \['e_conv3.weight'\].*unexpected keys \['extra.weight'\]"):
+        load_checkpoint(tmp_path / "partial.pt")
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="other.pt.*not a DCE-Net"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_infer_config_for_an_unknown_width():
+    state = DCENet(ModelConfig(width=6, conv="dwsep")).state_dict()
+    config = infer_config(state)
+    assert (config.width, config.conv, config.shared_curves) == (6, "dwsep", False)
+
+
+# --- the Enhancer API ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def enhancer():
+    with Enhancer(backend="cpu") as e:
+        yield e
+
+
+def test_default_weights_are_small_and_self_describing():
+    path = default_weights_path()
+    assert path.exists() and path.stat().st_size <= 100_000
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    assert ModelConfig(**blob["config"]) == load_checkpoint(path).config
+
+
+def test_enhancer_brightens_any_size_and_matches_the_torch_reference(enhancer):
+    rng = np.random.default_rng(0)
+    for h, w in [(1, 1), (3, 1), (17, 29), (360, 641)]:
+        frame = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+        out = enhancer(frame)
+        assert out.shape == frame.shape and out.dtype == np.uint8 and out is not frame
+        with torch.no_grad():
+            ref = enhance(enhancer.net, torch.tensor(frame).permute(2, 0, 1)[None].float() / 255)[0]
+        ref = ref[0].permute(1, 2, 0).numpy() * 255
+        # The engine downsamples in uint8 (OpenCV): allow 2 levels against the float path.
+        assert np.abs(out.astype(np.float64) - ref).max() <= 2.0
+    assert enhancer(np.full((64, 64, 3), 20, np.uint8)).mean() > 40
+
+
+def test_enhancer_accepts_views_and_grayscale(enhancer):
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 80, (50, 80, 3), dtype=np.uint8)
+    view = frame[::2, ::-1]  # not contiguous
+    np.testing.assert_array_equal(enhancer(view), enhancer(np.ascontiguousarray(view)))
+    gray = frame[..., 0]
+    out = enhancer(gray)
+    assert out.shape == (50, 80, 3)
+    np.testing.assert_array_equal(out, enhancer(np.repeat(gray[..., None], 3, axis=2)))
+
+
+def test_enhancer_out_buffer_and_curves(enhancer):
+    frame = np.full((90, 160, 3), 30, np.uint8)
+    out = np.empty_like(frame)
+    assert enhancer(frame, out=out) is out
+    maps = enhancer.curves(frame)
+    h, w = enhancer.config.estimation_size(90, 160)
+    assert maps.shape == (h, w, enhancer.config.curve_maps) and maps.dtype == np.float32
+    assert np.abs(maps).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.zeros((8, 8, 3), np.float32), "dtype uint8"),
+        (np.zeros((8, 8, 4), np.uint8), r"shape \(H, W, 3\)"),
+        (np.zeros((8, 8, 3, 1), np.uint8), r"shape \(H, W, 3\)"),
+        (np.zeros((0, 8, 3), np.uint8), "non-empty"),
+        ([[1, 2, 3]], "NumPy array"),
+    ],
+)
+def test_enhancer_rejects_bad_frames_with_clear_errors(enhancer, bad, match):
+    with pytest.raises(ValueError, match=match):
+        enhancer(bad)
+
+
+def test_unknown_backend_is_a_clear_error():
+    from realtime.backends import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match="unknown backend 'tpu'"):
+        Enhancer(backend="tpu")

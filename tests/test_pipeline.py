@@ -1,0 +1,196 @@
+"""The three-stage pipeline on real media written by the tests."""
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from conftest import audio_packets, make_clip, video_indices, video_means, video_times
+from realtime import Enhancer
+from realtime.pipeline import FrameQueue, Pipeline
+from realtime.sinks import VideoFileSink
+from realtime.sources import Frame, VideoFileSource
+
+
+@pytest.fixture(scope="module")
+def enhancer():
+    with Enhancer(backend="cpu") as e:
+        yield e
+
+
+def run_file(src, dst, enhance, queue_size=2):
+    source = VideoFileSource(src)
+    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base,
+                         preset="ultrafast", crf=10, copy_from=src)
+    return Pipeline(source, enhance, [sink], queue_size).run()
+
+
+def test_file_mode_keeps_every_frame_in_order_with_timestamps_and_audio(clip, tmp_path, enhancer):
+    src, times = clip
+    dst = tmp_path / "out.mp4"
+    stats = run_file(src, dst, enhancer)
+    assert stats.written == len(times) and stats.dropped == 0
+    assert video_times(dst) == times
+    assert video_indices(dst) == list(range(len(times))), "frames lost or reordered"
+    assert np.mean(video_means(dst)) > 1.5 * np.mean(video_means(src))
+    assert audio_packets(dst) == audio_packets(src) != []
+
+
+def test_variable_frame_rate_timestamps_are_kept(tmp_path, enhancer):
+    src = tmp_path / "vfr.mkv"
+    times = make_clip(src, frames=15, vfr=True, audio=False)
+    assert len(set(np.diff([float(t) for t in times]).round(3))) > 1  # really variable
+    dst = tmp_path / "vfr_out.mkv"
+    run_file(src, dst, enhancer)
+    assert video_times(dst) == times
+
+
+def test_odd_sizes_are_encoded(tmp_path, enhancer):
+    class OddSource:
+        live, error = False, None
+
+        def __iter__(self):
+            for i in range(5):
+                yield Frame(np.full((19, 33, 3), 10 + i, np.uint8), i, i, Fraction(1, 24))
+
+        def close(self):
+            pass
+
+    dst = tmp_path / "odd_out.mp4"
+    sink = VideoFileSink(dst, 33, 19, 24, Fraction(1, 24), preset="ultrafast")
+    stats = Pipeline(OddSource(), enhancer, [sink]).run()
+    assert stats.written == 5 and len(video_times(dst)) == 5
+
+
+class FakeCamera:
+    """A live source producing frames at `fps` in real time, for `seconds`."""
+
+    live = True
+    error = None
+
+    def __init__(self, fps: float, seconds: float) -> None:
+        self.fps, self.seconds = fps, seconds
+        self.produced = 0
+
+    def __iter__(self):
+        start = time.monotonic()
+        while time.monotonic() - start < self.seconds:
+            yield Frame(np.full((8, 8, 3), self.produced % 256, np.uint8), self.produced, self.produced,
+                        Fraction(1, 1000), captured=time.monotonic())
+            self.produced += 1
+            time.sleep(1 / self.fps)
+
+    def close(self):
+        pass
+
+
+class ListSink:
+    def __init__(self):
+        self.indices = []
+
+    def write(self, frame):
+        self.indices.append(frame.index)
+        return True
+
+    def close(self):
+        pass
+
+
+def test_live_source_keeps_only_the_newest_frame_and_counts_drops():
+    camera = FakeCamera(fps=200, seconds=1.0)
+
+    def slow_enhance(image):
+        time.sleep(0.05)  # 20 fps: far behind the camera
+        return image
+
+    sink = ListSink()
+    stats = Pipeline(camera, slow_enhance, [sink], queue_size=8).run()
+    assert stats.dropped > 0
+    assert stats.written + stats.dropped == camera.produced
+    assert sink.indices == sorted(sink.indices)
+    # Latency stays bounded (no backlog): about one enhance time plus one frame wait.
+    assert np.median(stats.latencies_ms) < 250
+    assert sink.indices[-1] >= camera.produced - 3, "the last frames written are the newest"
+
+
+def test_file_source_never_drops_even_when_the_enhancer_is_slow(clip, tmp_path):
+    src, times = clip
+
+    def slow(image):
+        time.sleep(0.01)
+        return image
+
+    stats = run_file(src, tmp_path / "slow.mp4", slow, queue_size=1)
+    assert stats.written == len(times) and stats.dropped == 0
+
+
+@pytest.mark.parametrize("stage", ["enhance", "sink", "source"])
+def test_a_failing_stage_stops_the_pipeline_and_the_error_reaches_the_caller(stage):
+    camera = FakeCamera(fps=100, seconds=30)  # would run 30 s if not stopped
+
+    class Boom(Exception):
+        pass
+
+    def enhance(image):
+        if stage == "enhance" and camera.produced > 5:
+            raise Boom("enhance failed")
+        return image
+
+    class Sink(ListSink):
+        closed = False
+
+        def write(self, frame):
+            if stage == "sink" and frame.index > 5:
+                raise Boom("sink failed")
+            return super().write(frame)
+
+        def close(self):
+            Sink.closed = True
+
+    class BadCamera(FakeCamera):
+        def __iter__(self):
+            for frame in super().__iter__():
+                if stage == "source" and self.produced > 5:
+                    raise Boom("source failed")
+                yield frame
+
+    camera = BadCamera(fps=100, seconds=30)
+    start = time.monotonic()
+    with pytest.raises(Boom, match=f"{stage} failed"):
+        Pipeline(camera, enhance, [Sink()]).run()
+    assert time.monotonic() - start < 5
+    assert Sink.closed, "the sink is closed (flushed) even when a stage fails"
+
+
+def test_stop_drains_what_was_captured_and_flushes(tmp_path, enhancer):
+    src = tmp_path / "long.mp4"
+    make_clip(src, frames=120, audio=False)
+    source = VideoFileSource(src)
+    dst = tmp_path / "stopped.mp4"
+    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base, preset="ultrafast")
+
+    def slow(image):
+        time.sleep(0.01)
+        return enhancer(image)
+
+    pipeline = Pipeline(source, slow, [sink], queue_size=2)
+    threading.Timer(0.3, pipeline.stop).start()
+    stats = pipeline.run()
+    assert 0 < stats.written < 120
+    assert stats.written == stats.captured, "every captured frame is written after stop()"
+    assert len(video_times(dst)) == stats.written
+
+
+def test_frame_queue_newest_only_never_blocks_and_keeps_end_marker():
+    from realtime.pipeline import END
+
+    q = FrameQueue(4, newest_only=True, abort=threading.Event())
+    for i in range(10):
+        q.put(i)
+    assert q.dropped == 9 and q.get() == 9
+    q.put(END)
+    q.put(11)  # may not replace the end of stream
+    assert q.get() is END
