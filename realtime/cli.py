@@ -201,7 +201,7 @@ def make_enhancer(args: argparse.Namespace):
     from .engine import Enhancer
 
     enhancer = Enhancer(args.weights, backend=args.backend)
-    log.info("engine: %s backend, %s", enhancer.backend.name, enhancer.config)
+    log.debug("engine: %s backend, %s", enhancer.backend.name, enhancer.config)
     return enhancer
 
 
@@ -259,7 +259,11 @@ def run_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a one-line message on bad usage
-    logging.basicConfig(format="realtime-enhance: %(message)s", level=logging.INFO if args.verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("realtime-enhance: %(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     if threading.current_thread() is threading.main_thread():
         # SIGTERM stops like Ctrl-C: the pipeline drains and the output is flushed.
         signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))

@@ -45,6 +45,9 @@ class ModelConfig:
     # pixel areas (no offset); "corners" aligns corner pixel centres (the published
     # Zero-DCE++ code's nn.UpsamplingBilinear2d).
     upsample_grid: Literal["half_pixel", "corners"] = "half_pixel"
+    # The net sees x ** input_gamma. Below 1 it spreads the darkest values apart, which a
+    # small net otherwise barely tells apart (1.0 = the published models).
+    input_gamma: float = 1.0
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.iterations < 1:
@@ -120,6 +123,8 @@ class DCENet(nn.Module):
         self.e_conv7 = layer(2 * w, config.curve_maps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.input_gamma != 1.0:
+            x = x.clamp_min(0).pow(self.config.input_gamma)
         x1 = F.relu(self.e_conv1(x))
         x2 = F.relu(self.e_conv2(x1))
         x3 = F.relu(self.e_conv3(x2))

@@ -45,6 +45,7 @@ class TrainConfig:
     shared_curves: bool = True  # 3 maps for all iterations (enables the lookup-table fast path)
     iterations: int = 8
     long_side: int = 64  # the net sees the frame at this long side
+    input_gamma: float = 1.0  # the net sees x ** input_gamma
     # data
     crop: int = 256  # training images are random resized crops of crop x crop
     crop_scale: float = 0.3  # smallest crop area, as a fraction of the image
@@ -191,7 +192,7 @@ def main(argv: list[str]) -> None:
 
     model_cfg = ModelConfig(
         width=cfg.width, conv=cfg.conv, shared_curves=cfg.shared_curves,
-        iterations=cfg.iterations, long_side=cfg.long_side,
+        iterations=cfg.iterations, long_side=cfg.long_side, input_gamma=cfg.input_gamma,
     )
     print(f"model: {model_cfg}")
     torch.manual_seed(cfg.seed)

@@ -46,14 +46,15 @@ def select_backend(name: str, net: DCENet) -> Backend:
     from . import gpu
 
     if name == "auto":
+        reasons = []
         for candidate in ("tensorrt", "cuda"):
             try:
                 backend = gpu.create(candidate, net)
             except BackendUnavailable as why:
-                log.info("backend %s not used: %s", candidate, why)
+                reasons.append(str(why))
                 continue
-            log.info("backend %s", candidate)
+            log.info("backend %s (auto: the fastest that runs here)", candidate)
             return backend
-        log.info("backend cpu: no usable GPU backend")
+        log.info("backend cpu (auto; %s)", "; ".join(reasons))
         return CPUBackend(net)
     return gpu.create(name, net)

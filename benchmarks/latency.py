@@ -1,0 +1,374 @@
+"""How fast is realtime-enhance? Per-frame latency, file throughput and live latency, in one run.
+
+    python benchmarks/latency.py                   # full run, markdown tables on stdout
+    python benchmarks/latency.py --json out.json   # every number, plus the machine
+    python benchmarks/latency.py --quick           # a tiny configuration (the tests use it)
+
+1. Per-frame latency, in the style of the LIME timing table: median ms per frame for the
+   Zero-DCE and Zero-DCE++ configurations computed the reference way (float32 eager
+   PyTorch, uint8 in and out), and for this project's engine on every available backend.
+2. File throughput: a video enhanced end to end (decode -> enhance -> encode on three
+   threads) beside a plain PyAV round trip (decode -> rgb24 -> encode) with the same
+   encoder settings, measured in the same run.
+3. Live latency: a simulated camera (real frames, real timing) through the live pipeline:
+   capture -> enhanced-frame-ready latency percentiles, achieved fps, drops, backlog.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+from realtime import Enhancer
+from realtime.backends import BackendUnavailable
+from realtime.backends.cpu import cpu_count
+from realtime.model import REFERENCE_CONFIGS, DCENet, enhance, flush_denormals, load_checkpoint
+from realtime.pipeline import Pipeline
+from realtime.sinks import VideoFileSink
+from realtime.sources import Frame, VideoFileSource, read_image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+LIME_SIZES = [(720, 680), (640, 480), (896, 628), (1000, 665), (1039, 789), (640, 429), (640, 480), (640, 480), (1000, 667)]
+STANDARD_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
+
+
+# --- machine -----------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": cpu_count(), "gpu": gpu, "python": platform.python_version(),
+            "torch": torch.__version__, "av": av.__version__, "opencv": cv2.__version__,
+            "numpy": np.__version__, "platform": platform.platform()}
+
+
+def machine_line(m: dict) -> str:
+    gpu = f", GPU {m['gpu']}" if m["gpu"] else ""
+    return (f"{m['cpu']}, {m['cores']} cores{gpu}; Python {m['python']}, torch {m['torch']}, "
+            f"av {m['av']}, OpenCV {m['opencv']}, NumPy {m['numpy']}")
+
+
+# --- 1. per-frame latency -------------------------------------------------------------------
+
+
+def median_ms(fn, repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def reference_net(name: str) -> tuple[DCENet, str]:
+    """The published checkpoint when ../shared has it, else random weights (denormals
+    flushed, so that timing does not depend on the weights)."""
+    path = SHARED / "reference-weights" / f"{name}.pth"
+    if path.exists():
+        return load_checkpoint(path), "published weights"
+    net = DCENet(REFERENCE_CONFIGS[name]).eval()
+    state = net.state_dict()
+    flush_denormals(state)
+    return net, "random weights"
+
+
+def reference_way(net: DCENet):
+    """uint8 frame -> uint8 frame, float32 eager PyTorch: the seeds' way of running it."""
+
+    def run(frame: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+            y = enhance(net, x)[0]
+            return (y[0].permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy()
+
+    return run
+
+
+def test_frames(images_dir: Path | None, quick: bool) -> list[tuple[str, float, np.ndarray]]:
+    """(name, file size in MB, frame) for the LIME images, or synthetic ones at their sizes,
+    then 720p / 1080p / 4K rows made from the first image."""
+    rows = []
+    folder = images_dir or SHARED / "data" / "LIME"
+    paths = sorted((p for p in folder.glob("*") if read_image(p) is not None), key=lambda p: (len(p.stem), p.stem)) \
+        if folder.is_dir() else []
+    if images_dir is None:
+        paths = [p for p in paths if p.stem != "10"]  # 10.bmp repeats 5.bmp; the seeds' table is 1-9
+    if quick:
+        paths = paths[:1]
+    rng = np.random.default_rng(0)
+    if paths:
+        for p in paths:
+            rows.append((p.name, p.stat().st_size / 1e6, read_image(p)))
+    else:
+        for i, (w, h) in enumerate(LIME_SIZES[: 1 if quick else None], 1):
+            rows.append((f"synthetic{i} (LIME size)", 0.0, rng.integers(0, 80, (h, w, 3), dtype=np.uint8)))
+    base = rows[0][2]
+    sizes = {"720p": (320, 180)} if quick else STANDARD_SIZES
+    for label, (w, h) in sizes.items():
+        rows.append((label, 0.0, cv2.resize(base, (w, h), interpolation=cv2.INTER_LINEAR)))
+    return rows
+
+
+def available_backends(weights: str | None) -> dict[str, Enhancer]:
+    engines = {}
+    for name in ("tensorrt", "cuda", "cpu"):  # fastest first: the first one runs tables 2 and 3
+        try:
+            engines[name] = Enhancer(weights, backend=name)
+        except BackendUnavailable as why:
+            print(f"# backend {name} not measured: {why}", file=sys.stderr)
+    return engines
+
+
+def per_frame(args, engines: dict[str, Enhancer]) -> dict:
+    refs = {name: reference_net(name) for name in ("zero_dce", "zero_dce_pp")}
+    rows = []
+    for name, megabytes, frame in test_frames(args.images, args.quick):
+        h, w = frame.shape[:2]
+        slow = 1 if (args.quick or h * w > 3e6) else args.repeat_slow
+        row = {"file": name, "size_mb": round(megabytes, 3), "resolution": f"{w}x{h}"}
+        row["zero_dce_ms"] = median_ms(lambda: reference_way(refs["zero_dce"][0])(frame), slow, warmup=0 if slow == 1 else 1)
+        row["zero_dce_pp_ms"] = median_ms(lambda: reference_way(refs["zero_dce_pp"][0])(frame), args.repeat)
+        for backend, engine in engines.items():
+            out = np.empty_like(frame)
+            ms = median_ms(lambda: engine(frame), args.repeat, warmup=3)
+            row[f"engine_{backend}_ms"] = ms
+            row[f"engine_{backend}_reused_buffer_ms"] = median_ms(lambda: engine(frame, out=out), args.repeat, warmup=3)
+            row[f"speedup_vs_zero_dce_{backend}"] = row["zero_dce_ms"] / ms
+            row[f"speedup_vs_zero_dce_pp_{backend}"] = row["zero_dce_pp_ms"] / ms
+        rows.append(row)
+        print(f"# {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if isinstance(v, float)), file=sys.stderr)
+    return {"rows": rows, "reference_weights": {k: v[1] for k, v in refs.items()}}
+
+
+# --- 2. file throughput ---------------------------------------------------------------------
+
+
+def generated_clip(folder: Path, quick: bool) -> Path:
+    path = folder / "generated.mp4"
+    size, seconds = ("320x180", 1) if quick else ("1280x720", 5)
+    with av.open(f"testsrc2=size={size}:rate=30:duration={seconds}", format="lavfi") as src, av.open(str(path), "w") as dst:
+        stream = dst.add_stream("libx264", rate=30, options={"preset": "veryfast", "crf": "18"})
+        stream.width, stream.height = (int(v) for v in size.split("x"))
+        stream.pix_fmt = "yuv420p"
+        for vf in src.decode(video=0):
+            dark = (vf.to_ndarray(format="rgb24") // 6).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(dark, format="rgb24")
+            frame.pts, frame.time_base = vf.pts, vf.time_base
+            dst.mux(stream.encode(frame))
+        dst.mux(stream.encode(None))
+    return path
+
+
+def round_trip(src: Path, dst: Path, crf: int, preset: str) -> int:
+    """The floor: decode -> rgb24 ndarray -> encode, serial, with the same encoder settings."""
+    source = VideoFileSource(src)
+    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base, crf=crf, preset=preset,
+                         copy_from=src)
+    frames = 0
+    try:
+        for frame in source:
+            frame.enhanced = frame.image
+            sink.write(frame)
+            frames += 1
+    finally:
+        source.close()
+        sink.close()
+    return frames
+
+
+def pipelined(src: Path, dst: Path, engine: Enhancer, crf: int, preset: str) -> int:
+    source = VideoFileSource(src)
+    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base, crf=crf, preset=preset,
+                         copy_from=src)
+    return Pipeline(source, engine, [sink]).run().written
+
+
+def file_throughput(args, engine: Enhancer, scratch: Path) -> list[dict]:
+    clips = sorted((SHARED / "data" / "video").glob("*.mp4")) if not args.quick else []
+    clips = [Path(c) for c in args.clips] if args.clips else clips or [generated_clip(scratch, args.quick)]
+    rows = []
+    for clip in clips:
+        row = {"clip": clip.name}
+        for label, fn in (("round_trip", lambda d: round_trip(clip, d, args.crf, args.preset)),
+                          ("enhanced", lambda d: pipelined(clip, d, engine, args.crf, args.preset))):
+            fps = []
+            for i in range(1 if args.quick else args.file_repeat):
+                start = time.perf_counter()
+                n = fn(scratch / f"{label}{i}.mp4")
+                fps.append(n / (time.perf_counter() - start))
+            row["frames"] = n
+            row[f"{label}_fps"] = statistics.median(fps)
+        row["ratio"] = row["enhanced_fps"] / row["round_trip_fps"]
+        rows.append(row)
+        print(f"# {clip.name}: {row}", file=sys.stderr)
+    return rows
+
+
+# --- 3. live latency --------------------------------------------------------------------------
+
+
+class SimulatedCamera:
+    """Real frames at real timing: frame i is released at start + i/fps (the capture
+    thread sleeps until then), like a camera driver handing over buffers."""
+
+    live = True
+    error = None
+    time_base = Fraction(1, 1_000_000)
+
+    def __init__(self, frames: list[np.ndarray], fps: float, seconds: float) -> None:
+        self.frames, self.fps, self.seconds = frames, fps, seconds
+        self.released = 0
+
+    def __iter__(self):
+        start = time.monotonic()
+        count = int(self.seconds * self.fps)
+        for i in range(count):
+            delay = start + i / self.fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            self.released += 1
+            yield Frame(self.frames[i % len(self.frames)], i, int((now - start) * 1e6), self.time_base, captured=now)
+
+    def close(self) -> None:
+        pass
+
+
+class NullSink:
+    def write(self, frame: Frame) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def camera_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
+    clip = SHARED / "data" / "video" / "dark_pan_720p.mp4"
+    frames = []
+    if clip.exists():
+        with av.open(str(clip)) as c:
+            for vf in c.decode(video=0):
+                frames.append(cv2.resize(vf.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)
+                              if (vf.width, vf.height) != size else vf.to_ndarray(format="rgb24"))
+                if len(frames) == count:
+                    break
+    if not frames:
+        rng = np.random.default_rng(0)
+        frames = [rng.integers(0, 60, (size[1], size[0], 3), dtype=np.uint8) for _ in range(count)]
+    return frames
+
+
+def live_latency(args, engine: Enhancer) -> list[dict]:
+    size = (320, 180) if args.quick else (1280, 720)
+    frames = camera_frames(size, 8 if args.quick else 60)
+    rows = []
+    for fps in (30, 60):
+        camera = SimulatedCamera(frames, fps, args.live_seconds)
+        stats = Pipeline(camera, engine, [NullSink()]).run()
+        lat = np.array(stats.latencies_ms)
+        half = len(lat) // 2
+        rows.append({
+            "camera_fps": fps, "resolution": f"{size[0]}x{size[1]}", "seconds": args.live_seconds,
+            "frames_released": camera.released, "frames_enhanced": stats.written,
+            "achieved_fps": stats.written / args.live_seconds, "dropped": stats.dropped,
+            "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
+            # Backlog growth: median latency of the second half minus the first half's.
+            "backlog_growth_ms": float(np.median(lat[half:]) - np.median(lat[:half])) if half else 0.0,
+        })
+        print(f"# live {fps} fps: {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def markdown(result: dict) -> str:
+    out = [f"Machine: {machine_line(result['machine'])}", ""]
+    pf = result["per_frame"]
+    backends = result["backends"]
+    out.append("### Per-frame latency (median ms per frame, uint8 RGB in -> uint8 RGB out)")
+    out.append(f"Reference configurations run the reference way (float32 eager PyTorch) with "
+               f"{pf['reference_weights']['zero_dce']}.")
+    out.append("")
+    head = ["file", "size (MB)", "resolution", "Zero-DCE", "Zero-DCE++ (scale 12)"]
+    for b in backends:
+        head += [f"engine {b}", f"× vs Zero-DCE", f"× vs Zero-DCE++"]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in pf["rows"]:
+        cells = [r["file"], f"{r['size_mb']:.2f}" if r["size_mb"] else "–", r["resolution"],
+                 f"{r['zero_dce_ms']:.0f}", f"{r['zero_dce_pp_ms']:.1f}"]
+        for b in backends:
+            cells += [f"{r[f'engine_{b}_ms']:.2f}", f"{r[f'speedup_vs_zero_dce_{b}']:.0f}",
+                      f"{r[f'speedup_vs_zero_dce_pp_{b}']:.0f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "### File throughput (frames per second, end to end)", "",
+            "| clip | frames | plain round trip | enhanced | ratio |", "|---|---|---|---|---|"]
+    for r in result["file_throughput"]:
+        out.append(f"| {r['clip']} | {r['frames']} | {r['round_trip_fps']:.1f} | {r['enhanced_fps']:.1f} | {r['ratio']:.2f} |")
+    out += ["", "### Live latency (simulated camera, capture -> enhanced frame ready)", "",
+            "| camera | resolution | seconds | achieved fps | dropped | p50 ms | p95 ms | p99 ms | backlog growth ms |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["live"]:
+        out.append(f"| {r['camera_fps']} fps | {r['resolution']} | {r['seconds']:g} | {r['achieved_fps']:.1f} | "
+                   f"{r['dropped']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['backlog_growth_ms']:+.1f} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=Path, help="folder of test images (default: ../shared/data/LIME)")
+    p.add_argument("--clips", nargs="*", help="videos for the throughput table (default: ../shared/data/video/*.mp4)")
+    p.add_argument("--weights", help="engine checkpoint (default: the bundled weights)")
+    p.add_argument("--repeat", type=int, default=30, help="timed runs per fast measurement (median)")
+    p.add_argument("--repeat-slow", type=int, default=3, help="timed runs per Zero-DCE measurement")
+    p.add_argument("--file-repeat", type=int, default=2, help="timed runs per clip and mode")
+    p.add_argument("--live-seconds", type=float, default=20, help="duration of each live run")
+    p.add_argument("--crf", type=int, default=18)
+    p.add_argument("--preset", default="veryfast")
+    p.add_argument("--skip", nargs="*", default=[], choices=["per-frame", "file", "live"])
+    p.add_argument("--quick", action="store_true", help="tiny sizes and durations (for tests)")
+    p.add_argument("--json", type=Path, help="write every number here")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeat, args.repeat_slow, args.live_seconds = 2, 1, min(args.live_seconds, 1.0)
+
+    engines = available_backends(args.weights)
+    best = next(iter(engines.values()))
+    result = {"machine": machine(), "backends": list(engines), "command": " ".join(["python", "benchmarks/latency.py", *(argv if argv is not None else sys.argv[1:])])}
+    result["per_frame"] = per_frame(args, engines) if "per-frame" not in args.skip else {"rows": [], "reference_weights": {"zero_dce": "-"}}
+    with tempfile.TemporaryDirectory() as scratch:
+        result["file_throughput"] = file_throughput(args, best, Path(scratch)) if "file" not in args.skip else []
+    result["live"] = live_latency(args, best) if "live" not in args.skip else []
+    for engine in engines.values():
+        engine.close()
+    print(markdown(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

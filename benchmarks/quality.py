@@ -1,0 +1,116 @@
+"""Quality against references: PSNR / SSIM on paired low/normal-light images, plus speed.
+
+    python benchmarks/quality.py                              # default weights + references
+    python benchmarks/quality.py runs/*/best.pt --val ../shared/data/lol-val
+
+For each checkpoint: its configuration, parameter count, median ms per 1920x1080 uint8
+frame through the engine (CPU backend), and mean PSNR (uint8 RGB) / SSIM of the enhanced
+low-light images against their normal-light references. Simple baselines (the input
+itself, PIL-style autocontrast, gamma 0.4) are measured by the same code.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from realtime import Enhancer
+from realtime.engine import default_weights_path
+from realtime.metrics import psnr, ssim
+from realtime.sources import read_image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def load_pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    for low in sorted((folder / "low").glob("*")):
+        a, b = read_image(low), read_image(folder / "high" / low.name)
+        if a is not None and b is not None:
+            pairs.append((a, b))
+    if not pairs:
+        sys.exit(f"error: no low/high pairs in {folder}")
+    return pairs
+
+
+def score(fn, pairs) -> tuple[float, float]:
+    values = [(psnr(out, high), ssim(out, high)) for out, high in ((fn(low), high) for low, high in pairs)]
+    p, s = np.mean(values, axis=0)
+    return float(p), float(s)
+
+
+def autocontrast(image: np.ndarray) -> np.ndarray:
+    """Per channel, stretch the 0..100 % range to 0..255 (PIL ImageOps.autocontrast, cutoff 0)."""
+    out = np.empty_like(image)
+    for c in range(3):
+        lo, hi = int(image[..., c].min()), int(image[..., c].max())
+        scale = 255.0 / max(1, hi - lo)
+        lut = np.clip((np.arange(256) - lo) * scale, 0, 255).round().astype(np.uint8)
+        out[..., c] = lut[image[..., c]]
+    return out
+
+
+def gamma(g: float):
+    lut = np.clip(np.rint((np.arange(256) / 255.0) ** g * 255), 0, 255).astype(np.uint8)
+    return lambda image: lut[image]
+
+
+def frame_ms(enhancer: Enhancer, repeat: int) -> float:
+    frame = np.random.default_rng(0).integers(0, 60, (1080, 1920, 3), dtype=np.uint8)
+    for _ in range(3):
+        enhancer(frame)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        enhancer(frame)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoints", nargs="*", help="default: the bundled weights and ../shared/reference-weights/*.pth")
+    p.add_argument("--val", type=Path, default=SHARED / "data" / "lol-val")
+    p.add_argument("--repeat", type=int, default=20, help="timed runs per 1080p measurement (median)")
+    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    pairs = load_pairs(args.val)
+    checkpoints = [Path(c) for c in args.checkpoints] or [
+        default_weights_path(), *sorted((SHARED / "reference-weights").glob("*.pth"))]
+    rows = []
+    if not args.no_baselines:
+        for name, fn in (("input", lambda x: x), ("autocontrast", autocontrast), ("gamma 0.4", gamma(0.4))):
+            rows.append({"name": name, "psnr": score(fn, pairs)[0], "ssim": score(fn, pairs)[1]})
+    for path in checkpoints:
+        with Enhancer(path, backend="cpu") as enhancer:
+            c = enhancer.config
+            estimation = f"long side {c.long_side}" if c.long_side else ("full" if c.scale == 1 else f"1/{c.scale:g}")
+            row = {"name": str(path), "width": c.width, "conv": c.conv,
+                   "maps": c.curve_maps, "estimation": estimation,
+                   "parameters": sum(t.numel() for t in enhancer.net.parameters())}
+            row["ms_1080p"] = frame_ms(enhancer, 1 if c.scale == 1 and not c.long_side else args.repeat)
+            row["psnr"], row["ssim"] = score(enhancer, pairs)
+        rows.append(row)
+        print(f"# {row}", file=sys.stderr)
+    print(f"Validation: {len(pairs)} pairs from {args.val}; PSNR on uint8 RGB, SSIM (Gaussian 11x11, σ 1.5) per channel.\n")
+    print("| model | width | conv | maps | estimation | parameters | ms / 1080p frame | PSNR dB | SSIM |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "width" in r:
+            print(f"| {r['name']} | {r['width']} | {r['conv']} | {r['maps']} | {r['estimation']} | {r['parameters']} | "
+                  f"{r['ms_1080p']:.1f} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+        else:
+            print(f"| {r['name']} | – | – | – | – | – | – | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

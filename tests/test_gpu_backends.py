@@ -1,0 +1,87 @@
+"""GPU backends: what can be checked without a GPU runs everywhere; the rest needs CUDA."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from realtime import Enhancer, ModelConfig
+from realtime.backends import BackendUnavailable, select_backend
+from realtime.backends.gpu import FrameProgram, engine_cache_key, export_program
+from realtime.engine import default_weights_path
+from realtime.model import DCENet, load_checkpoint
+
+from conftest import cli
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_checkpoint(default_weights_path())
+
+
+def test_frame_program_matches_the_cpu_engine(net):
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 90, (181, 323, 3), dtype=np.uint8)
+    program = FrameProgram(net).eval()
+    with torch.inference_mode():
+        out = program(*[torch.from_numpy(frame), torch.empty(net.config.estimation_size(181, 323))]).numpy()
+    with Enhancer(net, backend="cpu") as enhancer:
+        ref = enhancer(frame)
+    assert np.abs(out.astype(int) - ref).max() <= 2
+
+
+def test_frame_program_exports_with_dynamic_height_and_width(net):
+    program = FrameProgram(net).eval()
+    exported = export_program(program, 96, 160)
+    frame = torch.randint(0, 80, (120, 200, 3), dtype=torch.uint8)  # another size than traced
+    size = torch.empty(net.config.estimation_size(120, 200))
+    with torch.inference_mode():
+        np.testing.assert_array_equal(exported.module()(frame, size).numpy(), program(frame, size).numpy())
+
+
+def test_engine_cache_key_changes_with_everything_it_depends_on(net):
+    base = dict(precision="fp16", shape_range=(64, 1080, 4096), gpu="NVIDIA H100", tensorrt_version="10.0",
+                torch_tensorrt_version="2.5")
+    key = engine_cache_key(net, **base)
+    assert key == engine_cache_key(net, **base)
+    for field, value in [("precision", "fp32"), ("shape_range", (64, 720, 4096)), ("gpu", "NVIDIA H200"),
+                         ("tensorrt_version", "10.1"), ("torch_tensorrt_version", "2.6")]:
+        assert engine_cache_key(net, **{**base, field: value}) != key
+    other = DCENet(net.config)
+    assert engine_cache_key(other, **base) != key  # other weights
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messages on a machine without CUDA")
+def test_selection_falls_back_to_cpu_and_says_why(net, caplog):
+    with caplog.at_level(logging.INFO, logger="realtime"):
+        backend = select_backend("auto", net)
+    assert backend.name == "cpu"
+    assert "backend cpu (auto; tensorrt: no CUDA device" in caplog.text
+    for name in ("cuda", "tensorrt"):
+        with pytest.raises(BackendUnavailable, match=f"{name}: no CUDA device"):
+            select_backend(name, net)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messages on a machine without CUDA")
+def test_cli_asking_for_an_unavailable_backend_exits_2(tmp_path):
+    result = cli("--demo", "-o", str(tmp_path / "d.mp4"), "--backend", "cuda")
+    assert result.returncode == 2
+    assert "cuda: no CUDA device" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("backend", ["cuda", "tensorrt"])
+def test_gpu_backend_matches_cpu_engine(backend):
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 90, (720, 1280, 3), dtype=np.uint8)
+    try:
+        gpu = Enhancer(backend=backend)
+    except BackendUnavailable as why:
+        pytest.skip(str(why))
+    with gpu, Enhancer(backend="cpu") as cpu:
+        assert np.abs(gpu(frame).astype(int) - cpu(frame)).max() <= 2

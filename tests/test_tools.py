@@ -1,0 +1,87 @@
+"""The training script and the benchmark run, and write what they promise."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.model import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_training_runs_logs_plots_and_resumes(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(data / f"{i}.png"), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    val = tmp_path / "val"
+    for sub in ("low", "high"):
+        (val / sub).mkdir(parents=True)
+        for i in range(2):
+            image = rng.integers(0, 60 if sub == "low" else 255, (48, 64, 3), dtype=np.uint8)
+            cv2.imwrite(str(val / sub / f"{i}.png"), image)
+    out = tmp_path / "run"
+    common = ["train/train.py", "--data", str(data), "--val", str(val), "--out", str(out), "--width", "4",
+              "--batch", "2", "--crop", "64", "--long-side", "16", "--eval-every", "2", "--threads", "1"]
+    result = run(*common, "--steps", "4")
+    assert "train config:" in result.stdout and "w_tv = 1600.0" in result.stdout
+    rows = list(csv.DictReader((out / "losses.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(r[k])) for r in rows for k in ("total", "spa", "exp", "col", "tv"))
+    for name in ("total", "spa", "exp", "col", "tv"):
+        assert (out / f"loss_{name}.png").stat().st_size > 1000
+    net = load_checkpoint(out / "model.pt")
+    assert (net.config.width, net.config.long_side) == (4, 16)
+    assert load_checkpoint(out / "best.pt").config == net.config
+
+    result = run(*common, "--steps", "6", "--resume")
+    assert "resumed at step 4" in result.stdout
+    rows = list(csv.DictReader((out / "losses.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_training_is_seedable(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        cv2.imwrite(str(data / f"{i}.png"), rng.integers(0, 255, (80, 80, 3), dtype=np.uint8))
+    losses = []
+    for name in ("a", "b"):
+        run("train/train.py", "--data", str(data), "--val", "", "--out", str(tmp_path / name), "--width", "4",
+            "--batch", "2", "--crop", "48", "--long-side", "16", "--steps", "3", "--threads", "1")
+        losses.append([r["total"] for r in csv.DictReader((tmp_path / name / "losses.csv").open())])
+    assert losses[0] == losses[1]
+
+
+def test_benchmark_quick_run_writes_every_field(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run("benchmarks/latency.py", "--quick", "--json", str(out))
+    assert "Per-frame latency" in result.stdout and "Machine:" in result.stdout
+    data = json.loads(out.read_text())
+    for key in ("cpu", "cores", "torch", "av", "opencv"):
+        assert key in data["machine"]
+    assert "cpu" in data["backends"]
+    row = data["per_frame"]["rows"][0]
+    for key in ("file", "size_mb", "resolution", "zero_dce_ms", "zero_dce_pp_ms", "engine_cpu_ms",
+                "speedup_vs_zero_dce_cpu", "speedup_vs_zero_dce_pp_cpu"):
+        assert key in row
+    assert any(r["file"] == "720p" for r in data["per_frame"]["rows"])
+    for key in ("clip", "frames", "round_trip_fps", "enhanced_fps", "ratio"):
+        assert key in data["file_throughput"][0]
+    assert [r["camera_fps"] for r in data["live"]] == [30, 60]
+    for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_fps", "dropped", "backlog_growth_ms"):
+        assert key in data["live"][0]
