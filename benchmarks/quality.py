@@ -11,6 +11,7 @@ itself, PIL-style autocontrast, gamma 0.4) are measured by the same code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -21,6 +22,7 @@ import numpy as np
 
 from realtime import Enhancer
 from realtime.engine import default_weights_path
+from realtime.model import load_checkpoint
 from realtime.metrics import psnr, ssim
 from realtime.sources import read_image
 
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", type=Path, default=SHARED / "data" / "lol-val")
     p.add_argument("--repeat", type=int, default=20, help="timed runs per 1080p measurement (median)")
     p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--denoise-below", type=int, action="append", default=None,
+                   help="evaluate each checkpoint with this dark-denoise threshold instead of its own "
+                        "(repeatable: one row per value; 0 = off)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     pairs = load_pairs(args.val)
@@ -86,12 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     if not args.no_baselines:
         for name, fn in (("input", lambda x: x), ("autocontrast", autocontrast), ("gamma 0.4", gamma(0.4))):
-            rows.append({"name": name, "psnr": score(fn, pairs)[0], "ssim": score(fn, pairs)[1]})
-    for path in checkpoints:
-        with Enhancer(path, backend="cpu") as enhancer:
+            p_, s_ = score(fn, pairs)
+            rows.append({"name": name, "psnr": p_, "ssim": s_})
+    variants = [(path, d) for path in checkpoints for d in (args.denoise_below or [None])]
+    for path, denoise in variants:
+        net = load_checkpoint(path)
+        if denoise is not None:
+            net.config = dataclasses.replace(net.config, denoise_below=denoise)
+        with Enhancer(net, backend="cpu") as enhancer:
             c = enhancer.config
             estimation = f"long side {c.long_side}" if c.long_side else ("full" if c.scale == 1 else f"1/{c.scale:g}")
-            row = {"name": str(path), "width": c.width, "conv": c.conv,
+            row = {"name": str(path), "denoise_below": c.denoise_below, "width": c.width, "conv": c.conv,
                    "maps": c.curve_maps, "estimation": estimation,
                    "parameters": sum(t.numel() for t in enhancer.net.parameters())}
             row["ms_1080p"] = frame_ms(enhancer, 1 if c.scale == 1 and not c.long_side else args.repeat)
@@ -99,14 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"# {row}", file=sys.stderr)
     print(f"Validation: {len(pairs)} pairs from {args.val}; PSNR on uint8 RGB, SSIM (Gaussian 11x11, σ 1.5) per channel.\n")
-    print("| model | width | conv | maps | estimation | parameters | ms / 1080p frame | PSNR dB | SSIM |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | width | conv | maps | estimation | dark denoise | parameters | ms / 1080p frame | PSNR dB | SSIM |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "width" in r:
-            print(f"| {r['name']} | {r['width']} | {r['conv']} | {r['maps']} | {r['estimation']} | {r['parameters']} | "
+            denoise = f"< {r['denoise_below']}" if r["denoise_below"] else "off"
+            print(f"| {r['name']} | {r['width']} | {r['conv']} | {r['maps']} | {r['estimation']} | {denoise} | {r['parameters']} | "
                   f"{r['ms_1080p']:.1f} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
         else:
-            print(f"| {r['name']} | – | – | – | – | – | – | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+            print(f"| {r['name']} | – | – | – | – | – | – | – | {r['psnr']:.2f} | {r['ssim']:.3f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

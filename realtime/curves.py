@@ -103,29 +103,77 @@ def _upsample_rows(maps, x0, x1, xw, out):  # pragma: no cover - numba
                 out[r, x, c] = maps[r, a, c] + w * (maps[r, b, c] - maps[r, a, c])
 
 
-@numba.njit(nogil=True, cache=True)
-def _lut_rows(src, dst, levels, y0, y1, yw, table, r0, r1):  # pragma: no cover - numba
-    """dst[y] = table[level(y), src[y]] for rows r0..r1; levels are row-upsampled already."""
-    width = src.shape[1]
-    for y in range(r0, r1):
-        la, lb, w = levels[y0[y]], levels[y1[y]], yw[y]
-        s, d = src[y], dst[y]
-        for x in range(width):
-            for c in range(3):
-                lv = np.int32(la[x, c] + w * (lb[x, c] - la[x, c]))
-                d[x, c] = table[lv, s[x, c]]
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _source_row(src, y, below, xs, vs):  # pragma: no cover - numba
+    """xs[k] = input level k of row y (flattened RGB), dark-denoised when below > 0.
+
+    Same results as the integer arithmetic of realtime.model.denoise_dark, computed in
+    float32 so that it vectorises (every intermediate is an integer below 2^24, so exact;
+    t/9 is never within 0.05 of a rounding tie, so the reciprocal cannot flip a rounding).
+    """
+    row = src[y].ravel()
+    n = row.shape[0]
+    if below == 0:
+        for k in range(n):
+            xs[k] = row[k]
+        return
+    up = src[max(y - 1, 0)].ravel()
+    down = src[min(y + 1, src.shape[0] - 1)].ravel()
+    for k in range(n):
+        vs[k] = np.float32(up[k]) + np.float32(row[k]) + np.float32(down[k])
+    ninth, scale, b = np.float32(1.0 / 9.0), np.float32(256 // below), np.float32(below)
+    half, step, zero = np.float32(0.5), np.float32(1.0 / 256.0), np.float32(0.0)
+    # Horizontal neighbours of element k are k - 3 and k + 3 (RGB interleaved). The
+    # branch-free middle loop vectorises; at the ends a pixel stands in for its missing
+    # neighbour (replicated border). `ts` is allocated here, not passed in: a local
+    # array is known not to alias the others, which is what lets LLVM vectorise.
+    ts = np.empty(n, np.float32)
+    for k in range(3, n - 3):
+        ts[k] = vs[k - 3] + vs[k] + vs[k + 3]
+    for k in range(min(3, n)):
+        ts[k] = vs[k] + vs[k] + (vs[k + 3] if k + 3 < n else vs[k])
+    for k in range(max(n - 3, 3), n):
+        ts[k] = vs[k - 3] + vs[k] + vs[k]
+    for k in range(n):
+        mean = np.floor(ts[k] * ninth + half)
+        s = np.float32(row[k])
+        w = max(b - s, zero) * scale
+        xs[k] = np.int32(s + np.floor((w * (mean - s) + np.float32(128.0)) * step))
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _iterate_rows(src, dst, maps, y0, y1, yw, iterations, r0, r1):  # pragma: no cover - numba
+def _lut_rows(src, dst, levels, y0, y1, yw, table, below, r0, r1):  # pragma: no cover - numba
+    """dst[y] = table[level(y), x(y)] for rows r0..r1; levels are row-upsampled already.
+
+    Two passes per row: the first (vectorisable) forms table indices, the second gathers.
+    """
+    n = src.shape[1] * 3
+    flat = table.ravel()
+    xs = np.empty(n, np.int32)
+    vs = np.empty(n, np.float32)
+    for y in range(r0, r1):
+        _source_row(src, y, below, xs, vs)
+        la, lb, w = levels[y0[y]].ravel(), levels[y1[y]].ravel(), yw[y]
+        for k in range(n):
+            xs[k] |= np.int32(la[k] + w * (lb[k] - la[k])) << 8
+        d = dst[y].ravel()
+        for k in range(n):
+            d[k] = flat[xs[k]]
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _iterate_rows(src, dst, maps, y0, y1, yw, iterations, below, r0, r1):  # pragma: no cover - numba
     """Per-iteration maps: dst[y] = LE applied with maps[..., 3i:3i+3] for i < iterations."""
     width = src.shape[1]
+    xs = np.empty(width * 3, np.int32)
+    vs = np.empty(width * 3, np.float32)
     for y in range(r0, r1):
+        _source_row(src, y, below, xs, vs)
         ma, mb, w = maps[y0[y]], maps[y1[y]], yw[y]
-        s, d = src[y], dst[y]
+        d = dst[y]
         for x in range(width):
             for c in range(3):
-                v = np.float32(s[x, c]) * np.float32(1.0 / 255.0)
+                v = np.float32(xs[3 * x + c]) * np.float32(1.0 / 255.0)
                 for i in range(iterations):
                     k = 3 * i + c
                     a = ma[x, k] + w * (mb[x, k] - ma[x, k])
@@ -148,10 +196,11 @@ class CurveApplier:
     then :meth:`apply_band` for row bands, possibly from several threads at once.
     """
 
-    def __init__(self, iterations: int, shared: bool, grid: str = "half_pixel") -> None:
+    def __init__(self, iterations: int, shared: bool, grid: str = "half_pixel", denoise_below: int = 0) -> None:
         self.iterations = iterations
         self.shared = shared
         self.grid = grid
+        self.denoise_below = denoise_below
         self.lut = build_lut(iterations) if shared else None
 
     def prepare(self, maps: np.ndarray, height: int, width: int) -> tuple:
@@ -170,9 +219,9 @@ class CurveApplier:
         """Write rows r0..r1 of out (H, W, 3 uint8) from frame (H, W, 3 uint8, C-contiguous rows)."""
         rows, ty = state
         if self.lut is not None:
-            _lut_rows(frame, out, rows, ty.i0, ty.i1, ty.w, self.lut.table, r0, r1)
+            _lut_rows(frame, out, rows, ty.i0, ty.i1, ty.w, self.lut.table, self.denoise_below, r0, r1)
         else:
-            _iterate_rows(frame, out, rows, ty.i0, ty.i1, ty.w, self.iterations, r0, r1)
+            _iterate_rows(frame, out, rows, ty.i0, ty.i1, ty.w, self.iterations, self.denoise_below, r0, r1)
 
     def apply(self, frame: np.ndarray, maps: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Single-threaded convenience: the whole frame at once."""

@@ -48,6 +48,11 @@ class ModelConfig:
     # The net sees x ** input_gamma. Below 1 it spreads the darkest values apart, which a
     # small net otherwise barely tells apart (1.0 = the published models).
     input_gamma: float = 1.0
+    # Dark-region denoising before the curves: input levels below `denoise_below` (0..255)
+    # are blended towards their 3x3 mean, fully at black, not at all from the threshold up.
+    # The curves multiply shadow noise by up to (1 + α)^8; this removes most of it where
+    # the gain is high and leaves brighter detail alone. 0 = off (the published models).
+    denoise_below: int = 0
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.iterations < 1:
@@ -56,6 +61,8 @@ class ModelConfig:
             raise ValueError(f"conv must be 'plain' or 'dwsep', got {self.conv!r}")
         if self.long_side < 0 or self.scale < 1:
             raise ValueError(f"long_side must be >= 0 and scale >= 1, got {self}")
+        if not 0 <= self.denoise_below <= 128 or (self.denoise_below and 256 % self.denoise_below):
+            raise ValueError(f"denoise_below must be 0 or a power of two up to 128, got {self.denoise_below}")
 
     @property
     def curve_maps(self) -> int:
@@ -150,6 +157,23 @@ def apply_curves(image: torch.Tensor, alpha: torch.Tensor, iterations: int = 8) 
     return x
 
 
+def denoise_dark(image: torch.Tensor, below: int) -> torch.Tensor:
+    """Blend dark pixels towards their 3x3 mean, in exact integer arithmetic.
+
+    image: (N, 3, H, W) uint8-valued (integers 0..255, any dtype). Level s becomes
+    s + w·(mean − s) with w = (below − s)/below for s < below, else s. The integer
+    steps match the CPU kernel bit for bit. Returns int32 levels of the same shape.
+    """
+    s = image.to(torch.int32)
+    if below == 0:
+        return s
+    padded = F.pad(s.float(), (1, 1, 1, 1), mode="replicate").to(torch.int32)
+    total = sum(padded[..., i : i + s.shape[-2], j : j + s.shape[-1]] for i in range(3) for j in range(3))
+    mean = (total * 7282 + 32768) >> 16  # total / 9, rounded
+    weight = (below - s).clamp_min(0) * (256 // below)
+    return s + ((weight * (mean - s) + 128) >> 8)
+
+
 def resize_input(image: torch.Tensor, size: tuple[int, int], config: ModelConfig) -> torch.Tensor:
     """Make the copy the net sees: (N, 3, H, W) -> (N, 3, h, w), by config.downsample."""
     if tuple(image.shape[-2:]) == tuple(size):
@@ -170,12 +194,15 @@ def upsample_maps(alpha: torch.Tensor, size: tuple[int, int], config: ModelConfi
 def enhance(net: DCENet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole computation in PyTorch, the reference for every fast path.
 
-    image: (N, 3, H, W) float in [0, 1]. Returns (enhanced (N, 3, H, W), low-res α).
+    image: (N, 3, H, W) float in [0, 1] (with denoise_below set, a uint8 image / 255).
+    Returns (enhanced (N, 3, H, W), low-res α).
     """
     config = net.config
     size = config.estimation_size(image.shape[-2], image.shape[-1])
     alpha = net(resize_input(image, size, config))
     full = upsample_maps(alpha, tuple(image.shape[-2:]), config)
+    if config.denoise_below:
+        image = denoise_dark(torch.round(image * 255), config.denoise_below).to(image.dtype) / 255
     return apply_curves(image, full, config.iterations), alpha
 
 

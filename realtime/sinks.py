@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -97,6 +98,8 @@ class VideoFileSink:
     def _add_copied_streams(self, source: Path) -> dict:
         """Audio and subtitle streams of the input, remuxed as they are (not decoded)."""
         self._source = av.open(str(source), mode="r")
+        self.container.metadata.update(self._source.metadata)  # title, creation time, ...
+        self.stream.metadata.update(self._source.streams.video[0].metadata)
         extra = {}
         for s in self._source.streams:
             if s.type not in ("audio", "subtitle"):
@@ -135,12 +138,14 @@ class VideoFileSink:
         image = side_by_side(frame) if self.show_both else frame.enhanced
         if any(self.pad):
             image = np.pad(image, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
-        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        vf = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(image), format="rgb24")  # no copy
         pts = self._rescale(frame)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # encoders need strictly increasing timestamps
         self._last_pts = pts
         vf.pts, vf.time_base = pts, self.time_base
+        if self.frames == 0 and frame.rotation:
+            self.stream.set_display_rotation(frame.rotation)  # before the first frame is encoded
         self._mux_copied_until(float(pts * self.time_base))
         self.container.mux(self.stream.encode(vf))
         self.frames += 1
@@ -195,6 +200,9 @@ class PreviewSink:
     TITLE = "realtime-enhance (b: before/after, q: quit)"
 
     def __init__(self, show_both: bool = False) -> None:
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            # OpenCV's GUI aborts the whole process without a display: refuse up front.
+            raise SinkError("no display for the preview window; use --no-preview (with -o to record)")
         self.show_both = show_both
         self.frames = 0
         self._times: list[float] = []

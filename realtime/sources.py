@@ -46,6 +46,7 @@ class Frame:
     enhanced: np.ndarray | None = None
     enhanced_at: float = 0.0
     name: str = ""  # relative output name, for image sources
+    rotation: int = 0  # display rotation (degrees counter-clockwise) the input asks players for
 
 
 def _opened_container(path: Path) -> "av.container.InputContainer":
@@ -88,7 +89,8 @@ class VideoFileSource:
         index, last = 0, 0.0
         try:
             for vf in self.container.decode(self.stream):
-                yield Frame(vf.to_ndarray(format="rgb24"), index, vf.pts, vf.time_base or self.time_base)
+                yield Frame(vf.to_ndarray(format="rgb24"), index, vf.pts, vf.time_base or self.time_base,
+                            rotation=vf.rotation)
                 index += 1
                 last = float(vf.time or 0.0)
         except av.error.FFmpegError as exc:

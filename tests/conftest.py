@@ -38,13 +38,15 @@ def frame_index(image: np.ndarray) -> int:
 
 
 def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (96, 64), fps: int = 24,
-              audio: bool = True, vfr: bool = False) -> list[Fraction]:
+              audio: bool = True, vfr: bool = False, rotation: int = 0) -> list[Fraction]:
     """Write an H.264 clip (and AAC audio); return the video frames' presentation times (s)."""
     width, height = size
     times = []
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "10"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
         tb = Fraction(1, 1000) if vfr else Fraction(1, fps)
         video.codec_context.time_base = tb
         video.time_base = tb

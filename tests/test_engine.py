@@ -11,8 +11,8 @@ from realtime import Enhancer, ModelConfig
 from realtime.curves import CurveApplier, build_lut, curve_float64, linear_taps
 from realtime.engine import default_weights_path
 from realtime.model import (
-    REFERENCE_CONFIGS, CheckpointError, DCENet, enhance, flush_denormals, infer_config, load_checkpoint,
-    save_checkpoint,
+    REFERENCE_CONFIGS, CheckpointError, DCENet, denoise_dark, enhance, flush_denormals, infer_config,
+    load_checkpoint, save_checkpoint,
 )
 from realtime.sources import read_image
 
@@ -57,19 +57,35 @@ def test_linear_taps_have_no_offset_and_handle_odd_sizes():
 
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("grid", ["half_pixel", "corners"])
-def test_fused_kernel_matches_float64_upsample_and_curves(shared, grid):
+@pytest.mark.parametrize("denoise", [0, 64])
+def test_fused_kernel_matches_float64_upsample_and_curves(shared, grid, denoise):
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)  # odd sizes
+    frame[:10] //= 4  # a dark band, where the denoising acts
     channels = 3 if shared else 24
     maps = rng.uniform(-1, 1, (5, 7, channels)).astype(np.float32)
-    out = CurveApplier(8, shared, grid).apply(frame, maps)
+    out = CurveApplier(8, shared, grid, denoise).apply(frame, maps)
     up = F.interpolate(torch.tensor(maps, dtype=torch.float64).permute(2, 0, 1)[None], size=(37, 53),
                        mode="bilinear", align_corners=grid == "corners")[0].permute(1, 2, 0).numpy()
-    x = frame / 255.0
+    levels = denoise_dark(torch.from_numpy(frame).permute(2, 0, 1)[None], denoise)[0].permute(1, 2, 0).numpy()
+    x = levels / 255.0
     for i in range(8):
         a = up if shared else up[..., 3 * i : 3 * i + 3]
         x = x + a * x * (1 - x)
     assert np.abs(out.astype(np.float64) - x * 255).max() <= 1.0
+
+
+def test_dark_denoising_smooths_shadows_and_leaves_the_rest_alone():
+    rng = np.random.default_rng(4)
+    noisy = np.clip(rng.normal(12, 4, (1, 3, 40, 40)), 0, 255).round()
+    flat = torch.full((1, 3, 9, 9), 20.0)
+    bright = torch.tensor(rng.integers(64, 256, (1, 3, 9, 9)), dtype=torch.float64)
+    out = denoise_dark(torch.tensor(noisy), 64).numpy()
+    assert out.std() < 0.6 * noisy.std()
+    assert abs(out.mean() - noisy.mean()) < 0.5
+    assert (denoise_dark(flat, 64) == 20).all()
+    assert (denoise_dark(bright, 64) == bright).all()
+    assert (denoise_dark(torch.tensor(noisy), 0).numpy() == noisy).all()
 
 
 def test_constant_maps_give_a_seamless_result():

@@ -194,3 +194,14 @@ def test_frame_queue_newest_only_never_blocks_and_keeps_end_marker():
     q.put(END)
     q.put(11)  # may not replace the end of stream
     assert q.get() is END
+
+
+def test_rotation_and_metadata_are_kept(tmp_path, enhancer):
+    src = tmp_path / "rotated.mp4"
+    make_clip(src, frames=4, audio=False, rotation=90)
+    dst = tmp_path / "rotated_out.mp4"
+    run_file(src, dst, enhancer)
+    import av
+
+    with av.open(str(dst)) as c:
+        assert next(c.decode(video=0)).rotation == 90

@@ -37,7 +37,7 @@ def test_training_runs_logs_plots_and_resumes(tmp_path):
     common = ["train/train.py", "--data", str(data), "--val", str(val), "--out", str(out), "--width", "4",
               "--batch", "2", "--crop", "64", "--long-side", "16", "--eval-every", "2", "--threads", "1"]
     result = run(*common, "--steps", "4")
-    assert "train config:" in result.stdout and "w_tv = 1600.0" in result.stdout
+    assert "train config:" in result.stdout and "w_tv = 16000.0" in result.stdout
     rows = list(csv.DictReader((out / "losses.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert all(np.isfinite(float(r[k])) for r in rows for k in ("total", "spa", "exp", "col", "tv"))

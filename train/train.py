@@ -29,7 +29,9 @@ from tqdm import tqdm
 
 from losses import color_constancy, exposure_control, illumination_smoothness, spatial_consistency
 from realtime.metrics import psnr, ssim
-from realtime.model import DCENet, ModelConfig, apply_curves, enhance, resize_input, save_checkpoint, upsample_maps
+from realtime.model import (
+    DCENet, ModelConfig, apply_curves, denoise_dark, enhance, resize_input, save_checkpoint, upsample_maps,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -44,14 +46,20 @@ class TrainConfig:
     conv: str = "plain"  # "plain" 3x3 or "dwsep"
     shared_curves: bool = True  # 3 maps for all iterations (enables the lookup-table fast path)
     iterations: int = 8
-    long_side: int = 64  # the net sees the frame at this long side
+    long_side: int = 32  # the net sees the frame at this long side
     input_gamma: float = 1.0  # the net sees x ** input_gamma
+    denoise_below: int = 64  # dark-region 3x3 denoise before the curves (0 = off); see ModelConfig
     # data
     crop: int = 256  # training images are random resized crops of crop x crop
     crop_scale: float = 0.3  # smallest crop area, as a fraction of the image
+    # Exposure augmentation: with this probability a crop is darkened by a random factor
+    # of its light (log-uniform down to darken_min, in linear light), so that the net also
+    # learns from scenes darker than the training set holds (0 = off, as published).
+    darken_prob: float = 0.0
+    darken_min: float = 0.02
     batch: int = 8
     # optimisation
-    steps: int = 3000
+    steps: int = 4000
     lr: float = 1e-3  # Adam, cosine-decayed to lr/100
     weight_decay: float = 1e-4
     grad_clip: float = 0.1  # gradient norm clip, as published
@@ -59,12 +67,12 @@ class TrainConfig:
     w_spa: float = 1.0
     w_exp: float = 10.0
     w_col: float = 5.0
-    w_tv: float = 1600.0
+    w_tv: float = 16000.0  # published: 1600 (Zero-DCE++) / 200 (Zero-DCE); see docs/MODEL.md
     exposure: float = 0.6  # well-exposedness level E
     exposure_patch: int = 16
     # bookkeeping
     seed: int = 0
-    eval_every: int = 250
+    eval_every: int = 500
     threads: int = 0  # torch threads; 0 = all cores
     resume: bool = False
     limit_images: int = 0  # use only the first N images (quick runs, tests); 0 = all
@@ -113,6 +121,9 @@ def random_crop(image: np.ndarray, rng: random.Random, cfg: TrainConfig) -> np.n
         crop = crop[:, ::-1]
     if rng.random() < 0.5:
         crop = crop[::-1]
+    if rng.random() < cfg.darken_prob:
+        light = math.exp(rng.uniform(math.log(cfg.darken_min), 0.0))
+        crop = (crop * light ** (1 / 2.2)).astype(np.uint8)  # sRGB-ish: scale light, not code values
     return crop
 
 
@@ -125,6 +136,8 @@ def compute_losses(net: DCENet, batch: torch.Tensor, cfg: TrainConfig) -> dict[s
     size = net.config.estimation_size(*batch.shape[-2:])
     alpha = net(resize_input(batch, size, net.config))
     maps = upsample_maps(alpha, tuple(batch.shape[-2:]), net.config)
+    if net.config.denoise_below:  # as the engine does (no gradient flows into the image)
+        batch = denoise_dark(torch.round(batch * 255), net.config.denoise_below).float() / 255
     enhanced = apply_curves(batch, maps, net.config.iterations)
     parts = {
         "spa": cfg.w_spa * spatial_consistency(enhanced, batch),
@@ -193,6 +206,7 @@ def main(argv: list[str]) -> None:
     model_cfg = ModelConfig(
         width=cfg.width, conv=cfg.conv, shared_curves=cfg.shared_curves,
         iterations=cfg.iterations, long_side=cfg.long_side, input_gamma=cfg.input_gamma,
+        denoise_below=cfg.denoise_below,
     )
     print(f"model: {model_cfg}")
     torch.manual_seed(cfg.seed)

@@ -33,9 +33,9 @@ class CPUBackend:
         self.threads = threads or cpu_count()
         self._net = self._freeze(net)
         self._applier = CurveApplier(
-            self.config.iterations, self.config.shared_curves, self.config.upsample_grid
+            self.config.iterations, self.config.shared_curves, self.config.upsample_grid, self.config.denoise_below
         )
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="curves") if self.threads > 1 else None
+        self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="curves") if self.threads > 1 else None
 
     @staticmethod
     def _freeze(net: DCENet) -> torch.nn.Module:
@@ -69,12 +69,13 @@ class CPUBackend:
         out = np.empty_like(frame) if out is None else out
         state = self._applier.prepare(self.curves(frame), height, width)
         bands = row_bands(height, self.threads if height * width >= 65536 else 1)
-        if self._pool is None or len(bands) == 1:
-            self._applier.apply_band(frame, out, state, 0, height)
-        else:
-            jobs = [self._pool.submit(self._applier.apply_band, frame, out, state, a, b) for a, b in bands]
-            for job in jobs:
-                job.result()
+        # The calling thread takes the first band itself: one hand-off fewer per frame.
+        jobs = [self._pool.submit(self._applier.apply_band, frame, out, state, a, b) for a, b in bands[1:]] \
+            if self._pool is not None else []
+        first = bands[0] if jobs else (0, height)
+        self._applier.apply_band(frame, out, state, *first)
+        for job in jobs:
+            job.result()
         return out
 
     def close(self) -> None:

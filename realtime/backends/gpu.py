@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..curves import build_lut
-from ..model import DCENet, apply_curves, weights_digest
+from ..model import DCENet, apply_curves, denoise_dark, weights_digest
 from . import BackendUnavailable
 
 log = logging.getLogger("realtime")
@@ -55,11 +55,12 @@ class FrameProgram(nn.Module):
         alpha = self.net(small.to(self.net_dtype)).float()
         corners = self.config.upsample_grid == "corners"
         full = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=corners)
+        source = denoise_dark(frame.permute(2, 0, 1).unsqueeze(0), self.config.denoise_below)
         if self.config.shared_curves:
             level = ((full.clamp(-1, 1) + 1) * (0.5 * (self.levels - 1)) + 0.5).floor().long()
-            out = self.table[level * 256 + frame.permute(2, 0, 1).unsqueeze(0).long()]
+            out = self.table[level * 256 + source.long()]
         else:
-            out = (apply_curves(x, full, self.config.iterations) * 255 + 0.5).floor().clamp(0, 255)
+            out = (apply_curves(source.float() / 255, full, self.config.iterations) * 255 + 0.5).floor().clamp(0, 255)
         return out[0].permute(1, 2, 0).to(torch.uint8)
 
     def example_inputs(self, height: int, width: int, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
