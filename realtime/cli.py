@@ -121,7 +121,7 @@ def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}_enhanced{path.suffix}")
 
 
-def enhance_video(path: Path, output: Path, enhancer, args: argparse.Namespace) -> Stats:
+def enhance_video(path: Path, output: Path, engine: "LazyEnhancer", args: argparse.Namespace) -> Stats:
     source = VideoFileSource(path)
     if output.resolve() == path.resolve():
         source.close()
@@ -132,14 +132,14 @@ def enhance_video(path: Path, output: Path, enhancer, args: argparse.Namespace) 
     except Exception:
         source.close()
         raise
-    stats = run_pipeline(Pipeline(source, enhancer, [sink], args.queue_size), source.frame_count, path.name, args)
+    stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), source.frame_count, path.name, args)
     report(f"{path} -> {output}", stats, args)
     if stats.source_error:
         raise SourceError(stats.source_error)
     return stats
 
 
-def enhance_live(spec: str, enhancer, args: argparse.Namespace) -> Stats:
+def enhance_live(spec: str, engine: "LazyEnhancer", args: argparse.Namespace) -> Stats:
     source = CameraSource(spec, args.size, args.fps)
     sinks: list = []
     try:
@@ -154,19 +154,19 @@ def enhance_live(spec: str, enhancer, args: argparse.Namespace) -> Stats:
         source.close()
         raise
     log.info("camera %s: %dx%d at %.1f fps", spec, source.width, source.height, source.fps)
-    stats = run_pipeline(Pipeline(source, enhancer, sinks, args.queue_size), 0, f"camera {spec}", args)
+    stats = run_pipeline(Pipeline(source, engine.get(), sinks, args.queue_size), 0, f"camera {spec}", args)
     report(f"camera {spec}", stats, args)
     return stats
 
 
-def enhance_images(paths: list[Path], root: Path, sink: ImageSink, enhancer, args: argparse.Namespace) -> int:
+def enhance_images(paths: list[Path], root: Path, sink: ImageSink, engine: "LazyEnhancer", args: argparse.Namespace) -> int:
     source = ImageSource(paths, root)
-    stats = run_pipeline(Pipeline(source, enhancer, [sink], args.queue_size), len(paths), "images", args)
+    stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), len(paths), "images", args)
     report(f"{len(paths)} images", stats, args)
     return len(source.failed)
 
 
-def enhance_folder(folder: Path, output: Path, enhancer, args: argparse.Namespace) -> int:
+def enhance_folder(folder: Path, output: Path, engine: "LazyEnhancer", args: argparse.Namespace) -> int:
     """Every image and video under `folder`, written under `output` with the same names."""
     if output.resolve() == folder.resolve():
         raise UsageError(f"{output}: output folder would overwrite the input")
@@ -174,12 +174,12 @@ def enhance_folder(folder: Path, output: Path, enhancer, args: argparse.Namespac
     files = sorted(p for p in folder.rglob("*") if p.is_file() and output.resolve() not in p.resolve().parents)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-    failures = enhance_images(images, folder, ImageSink(root=output, show_both=args.side_by_side), enhancer, args) if images else 0
+    failures = enhance_images(images, folder, ImageSink(root=output, show_both=args.side_by_side), engine, args) if images else 0
     for video in videos:
         target = output / video.relative_to(folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            enhance_video(video, target, enhancer, args)
+            enhance_video(video, target, engine, args)
         except (SourceError, SinkError) as exc:
             log.warning("%s", exc)
             failures += 1
@@ -197,18 +197,30 @@ def report(label: str, stats: Stats, args: argparse.Namespace) -> None:
     print(line, file=sys.stderr)
 
 
-def make_enhancer(args: argparse.Namespace):
-    from .engine import Enhancer
+class LazyEnhancer:
+    """The engine, loaded on first use: bad input fails before the model loads."""
 
-    enhancer = Enhancer(args.weights, backend=args.backend)
-    log.debug("engine: %s backend, %s", enhancer.backend.name, enhancer.config)
-    return enhancer
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._enhancer = None
+
+    def get(self):
+        if self._enhancer is None:
+            from .engine import Enhancer
+
+            self._enhancer = Enhancer(self.args.weights, backend=self.args.backend)
+            log.debug("engine: %s backend, %s", self._enhancer.backend.name, self._enhancer.config)
+        return self._enhancer
+
+    def close(self) -> None:
+        if self._enhancer is not None:
+            self._enhancer.close()
 
 
-def dispatch(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace, engine: LazyEnhancer) -> int:
     spec = args.webcam if args.webcam is not None else args.input
     if args.demo:
-        return run_demo(args)
+        return run_demo(args, engine)
     if spec is None:
         raise UsageError("give an input (file, folder, camera, URL), --webcam N or --demo")
     if args.webcam is not None and args.input is not None:
@@ -216,8 +228,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.queue_size < 1:
         raise UsageError("--queue-size must be at least 1")
     if args.webcam is not None or is_live(spec):
-        with make_enhancer(args) as enhancer:
-            enhance_live(spec, enhancer, args)
+        enhance_live(spec, engine, args)
         return EXIT_OK
     path = Path(spec)
     if not path.exists():
@@ -225,8 +236,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if path.is_dir():
         if args.output is None:
             raise UsageError("a folder needs -o OUTPUT_FOLDER")
-        with make_enhancer(args) as enhancer:
-            failures = enhance_folder(path, args.output, enhancer, args)
+        failures = enhance_folder(path, args.output, engine, args)
         if failures:
             raise SourceError(f"{failures} file(s) could not be enhanced (see the warnings above)")
         return EXIT_OK
@@ -234,24 +244,21 @@ def dispatch(args: argparse.Namespace) -> int:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         if output.resolve() == path.resolve():
             raise UsageError(f"{output}: output would overwrite the input")
-        with make_enhancer(args) as enhancer:
-            if enhance_images([path], path.parent, ImageSink(path=output, show_both=args.side_by_side), enhancer, args):
-                raise SourceError(f"{path}: not a readable image")
+        if enhance_images([path], path.parent, ImageSink(path=output, show_both=args.side_by_side), engine, args):
+            raise SourceError(f"{path}: not a readable image")
         return EXIT_OK
     if output.suffix.lower() in IMAGE_SUFFIXES:
         raise UsageError(f"{output}: a video needs a video output (.mp4, .mkv, ...)")
-    with make_enhancer(args) as enhancer:
-        enhance_video(path, output, enhancer, args)
+    enhance_video(path, output, engine, args)
     return EXIT_OK
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, engine: LazyEnhancer) -> int:
     output = args.output or Path("demo.mp4")
     source = DemoSource()
     sink = VideoFileSink(output, source.width, source.height, source.fps, source.time_base, args.codec,
                          args.crf, args.preset, show_both=True)
-    with make_enhancer(args) as enhancer:
-        stats = run_pipeline(Pipeline(source, enhancer, [sink], args.queue_size), source.frame_count, "demo", args)
+    stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), source.frame_count, "demo", args)
     report(f"demo (left: generated low-light input, right: enhanced) -> {output}", stats, args)
     return EXIT_OK
 
@@ -267,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         # SIGTERM stops like Ctrl-C: the pipeline drains and the output is flushed.
         signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    engine = LazyEnhancer(args)
     try:
-        return dispatch(args)
+        return dispatch(args, engine)
     except KeyboardInterrupt:
         print("realtime-enhance: interrupted; output flushed", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -287,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         detail = str(exc).splitlines()[0] if str(exc) else ""
         print(f"realtime-enhance: error: {exc.__class__.__name__}: {detail} (--verbose for details)", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        engine.close()
 
 
 if __name__ == "__main__":
