@@ -182,19 +182,31 @@ def generated_clip(folder: Path, quick: bool) -> Path:
 
 
 def round_trip(src: Path, dst: Path, crf: int, preset: str) -> int:
-    """The floor: decode -> rgb24 ndarray -> encode, serial, with the same encoder settings."""
-    source = VideoFileSource(src)
-    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base, crf=crf, preset=preset,
-                         copy_from=src)
+    """The floor: a plain PyAV round trip (decode -> rgb24 ndarray -> encode, PyAV's own
+    conversions, one thread), with the same encoder settings and the audio remuxed."""
     frames = 0
-    try:
-        for frame in source:
-            frame.enhanced = frame.image
-            sink.write(frame)
-            frames += 1
-    finally:
-        source.close()
-        sink.close()
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        vout = out.add_stream("libx264", rate=vin.average_rate, options={"crf": str(crf), "preset": preset})
+        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        vout.codec_context.time_base = vout.time_base = vin.time_base
+        vout.thread_type = "AUTO"
+        audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
+        for packet in inp.demux():
+            if packet.stream.index in audio:
+                if packet.dts is not None:
+                    packet.stream = audio[packet.stream.index]
+                    out.mux(packet)
+                continue
+            if packet.stream.index != vin.index:
+                continue
+            for vf in packet.decode():
+                frame = av.VideoFrame.from_ndarray(vf.to_ndarray(format="rgb24"), format="rgb24")
+                frame.pts, frame.time_base = vf.pts, vf.time_base
+                out.mux(vout.encode(frame))
+                frames += 1
+        out.mux(vout.encode(None))
     return frames
 
 
