@@ -260,3 +260,16 @@ def test_unknown_backend_is_a_clear_error():
 
     with pytest.raises(BackendUnavailable, match="unknown backend 'tpu'"):
         Enhancer(backend="tpu")
+
+
+def test_default_weights_are_found_from_any_directory(tmp_path):
+    # From another directory `realtime` is the installed package (site-packages after a
+    # plain `pip install .`), whose weights are package data.
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from realtime import Enhancer; e = Enhancer(backend='cpu'); "
+            "print(e(np.full((8, 8, 3), 20, np.uint8)).mean() > 30)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
