@@ -272,7 +272,7 @@ class NullSink:
     def write(self, frame: Frame) -> bool:
         return True
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         pass
 
 

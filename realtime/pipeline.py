@@ -36,7 +36,7 @@ class Source(Protocol):
 
 class Sink(Protocol):
     def write(self, frame: Frame) -> bool: ...
-    def close(self) -> None: ...
+    def close(self, complete: bool = True) -> None: ...  # complete: the whole input went through
 
 
 class Aborted(Exception):
@@ -166,10 +166,12 @@ class Pipeline:
             self._q_out.put(frame)
 
     def _write(self) -> None:
+        complete = False
         try:
             while True:
                 frame = self._q_out.get()
                 if frame is END:
+                    complete = not self._stop.is_set()  # the input ended by itself
                     return
                 keep_going = True
                 for sink in self.sinks:
@@ -181,7 +183,7 @@ class Pipeline:
         finally:
             self.stats.dropped = self._q_in.dropped + self._q_out.dropped
             for sink in self.sinks:
-                sink.close()
+                sink.close(complete)
 
     # --- control ------------------------------------------------------------------------
 

@@ -165,11 +165,14 @@ class VideoFileSink:
             return frame.pts
         return round(frame.pts * frame.time_base / self.time_base)
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Flush the encoder and finish the file. When the run was stopped early, the
+        copied streams end with the video instead of running on to the input's end."""
         try:
             if getattr(self, "stream", None) is not None:
                 self.container.mux(self.stream.encode(None))  # flush delayed frames
-                self._mux_copied_until(None)
+                end = None if complete or self._last_pts is None else float((self._last_pts + 1) * self.time_base)
+                self._mux_copied_until(end)
         finally:
             self.container.close()
             if self._source is not None:
@@ -196,7 +199,7 @@ class ImageSink:
         self.frames += 1
         return True
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         pass
 
 
@@ -235,7 +238,7 @@ class PreviewSink:
             return False
         return cv2.getWindowProperty(self.TITLE, cv2.WND_PROP_VISIBLE) >= 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         if self._opened:
             cv2.destroyWindow(self.TITLE)
             cv2.waitKey(1)

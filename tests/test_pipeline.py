@@ -95,7 +95,7 @@ class ListSink:
         self.indices.append(frame.index)
         return True
 
-    def close(self):
+    def close(self, complete=True):
         pass
 
 
@@ -147,7 +147,7 @@ def test_a_failing_stage_stops_the_pipeline_and_the_error_reaches_the_caller(sta
                 raise Boom("sink failed")
             return super().write(frame)
 
-        def close(self):
+        def close(self, complete=True):
             Sink.closed = True
 
     class BadCamera(FakeCamera):
@@ -167,10 +167,11 @@ def test_a_failing_stage_stops_the_pipeline_and_the_error_reaches_the_caller(sta
 
 def test_stop_drains_what_was_captured_and_flushes(tmp_path, enhancer):
     src = tmp_path / "long.mp4"
-    make_clip(src, frames=120, audio=False)
+    make_clip(src, frames=120, audio=True)
     source = VideoFileSource(src)
     dst = tmp_path / "stopped.mp4"
-    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base, preset="ultrafast")
+    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base, preset="ultrafast",
+                         copy_from=src)
 
     def slow(image):
         time.sleep(0.01)
@@ -181,7 +182,13 @@ def test_stop_drains_what_was_captured_and_flushes(tmp_path, enhancer):
     stats = pipeline.run()
     assert 0 < stats.written < 120
     assert stats.written == stats.captured, "every captured frame is written after stop()"
-    assert len(video_times(dst)) == stats.written
+    times = video_times(dst)
+    assert len(times) == stats.written
+    import av
+
+    with av.open(str(dst)) as c:
+        audio_end = max(float(p.pts * p.time_base) for p in c.demux(audio=0) if p.size)
+    assert audio_end <= float(times[-1]) + 0.1, "the copied audio ends with the video when stopped early"
 
 
 def test_frame_queue_newest_only_never_blocks_and_keeps_end_marker():
