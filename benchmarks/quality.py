@@ -23,21 +23,9 @@ import numpy as np
 from realtime import Enhancer
 from realtime.engine import default_weights_path
 from realtime.model import load_checkpoint
-from realtime.metrics import psnr, ssim
-from realtime.sources import read_image
+from realtime.metrics import psnr, read_pairs, ssim
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def load_pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    pairs = []
-    for low in sorted((folder / "low").glob("*")):
-        a, b = read_image(low), read_image(folder / "high" / low.name)
-        if a is not None and b is not None:
-            pairs.append((a, b))
-    if not pairs:
-        sys.exit(f"error: no low/high pairs in {folder}")
-    return pairs
 
 
 def score(fn, pairs) -> tuple[float, float]:
@@ -85,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(repeatable: one row per value; 0 = off)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    pairs = load_pairs(args.val)
+    pairs = read_pairs(args.val)
+    if not pairs:
+        sys.exit(f"error: no low/high pairs in {args.val}")
     checkpoints = [Path(c) for c in args.checkpoints] or [
         default_weights_path(), *sorted((SHARED / "reference-weights").glob("*.pth"))]
     rows = []

@@ -113,6 +113,10 @@ def run_pipeline(pipeline: Pipeline, total: int, label: str, args: argparse.Name
     progress = Progress(total, label, not args.quiet)
     try:
         return pipeline.run(on_tick=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"realtime-enhance: {label}: interrupted after {pipeline.stats.written} frames", file=sys.stderr)
+        raise
     finally:
         progress.close()
 
@@ -278,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return dispatch(args, engine)
     except KeyboardInterrupt:
-        print("realtime-enhance: interrupted; output flushed", file=sys.stderr)
+        print("realtime-enhance: interrupted; the output was flushed and plays", file=sys.stderr)
         return EXIT_INTERRUPTED
     except UsageError as exc:
         print(f"realtime-enhance: error: {exc} (see --help)", file=sys.stderr)

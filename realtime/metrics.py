@@ -1,8 +1,12 @@
 """Full-reference quality metrics on uint8 RGB images: PSNR and SSIM against a reference."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+
+from .sources import read_image
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:
@@ -33,3 +37,15 @@ def _check_pair(image: np.ndarray, reference: np.ndarray) -> None:
         raise ValueError(
             f"expected two uint8 images of one shape, got {image.dtype}{image.shape} and {reference.dtype}{reference.shape}"
         )
+
+
+def read_pairs(folder: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(low, reference) uint8 RGB pairs from folder/low/NAME and folder/high/NAME
+    (the LOL layout); files that do not decode, or have no partner, are left out."""
+    folder = Path(folder)
+    pairs = []
+    for low_path in sorted((folder / "low").glob("*")):
+        low, high = read_image(low_path), read_image(folder / "high" / low_path.name)
+        if low is not None and high is not None:
+            pairs.append((low, high))
+    return pairs

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,38 +129,36 @@ def test_missing_webcam_fails_fast():
     assert "camera 7" in one_line_error(result)
 
 
-def test_sigint_halfway_leaves_a_playable_file(tmp_path):
+def interrupt_halfway(tmp_path, send) -> tuple[subprocess.Popen, str, float]:
+    """Start a long run, wait until output is being written, call send(proc); return the
+    finished process, its stderr and the seconds from the signal to its exit."""
     src = tmp_path / "long.mp4"
     make_clip(src, frames=600, size=(640, 480), audio=True)
-    dst = tmp_path / "o.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(dst)],
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(tmp_path / "o.mp4")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not dst.exists() or dst.stat().st_size < 2000):
+    while time.monotonic() < deadline and (not (tmp_path / "o.mp4").exists() or (tmp_path / "o.mp4").stat().st_size < 2000):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    send(proc)
     sent = time.monotonic()
     _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 2.0
+    return proc, err, time.monotonic() - sent
+
+
+def test_sigint_halfway_leaves_a_playable_file(tmp_path):
+    proc, err, seconds = interrupt_halfway(tmp_path, lambda p: p.send_signal(signal.SIGINT))
+    assert seconds < 2.0
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    frames = video_indices(dst)
-    assert 0 < len(frames) < 600 and frames == list(range(len(frames)))
+    reported = int(re.search(r"interrupted after (\d+) frames", err).group(1))
+    frames = video_indices(tmp_path / "o.mp4")
+    assert 0 < reported <= len(frames) < 600 and frames == list(range(len(frames)))
 
 
 def test_sigterm_also_stops_cleanly(tmp_path):
-    src = tmp_path / "long.mp4"
-    make_clip(src, frames=600, size=(640, 480), audio=False)
-    dst = tmp_path / "o.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(dst)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not dst.exists() or dst.stat().st_size < 2000):
-        time.sleep(0.05)
-    proc.terminate()
-    _, err = proc.communicate(timeout=30)
+    proc, err, seconds = interrupt_halfway(tmp_path, lambda p: p.terminate())
     assert proc.returncode == 130, err
-    assert len(video_times(dst)) > 0
+    assert seconds < 2.0 and len(video_times(tmp_path / "o.mp4")) > 0
 
 
 def test_image_and_folder_modes(tmp_path):

@@ -15,6 +15,13 @@ from realtime.model import load_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def random_images(folder: Path, count: int, shape: tuple[int, int, int], high: int = 255, seed: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, high, shape, dtype=np.uint8))
+
+
 def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -22,17 +29,10 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def test_training_runs_logs_plots_and_resumes(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        cv2.imwrite(str(data / f"{i}.png"), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
-    val = tmp_path / "val"
-    for sub in ("low", "high"):
-        (val / sub).mkdir(parents=True)
-        for i in range(2):
-            image = rng.integers(0, 60 if sub == "low" else 255, (48, 64, 3), dtype=np.uint8)
-            cv2.imwrite(str(val / sub / f"{i}.png"), image)
+    data, val = tmp_path / "data", tmp_path / "val"
+    random_images(data, 4, (96, 128, 3))
+    random_images(val / "low", 2, (48, 64, 3), high=60, seed=1)
+    random_images(val / "high", 2, (48, 64, 3), seed=2)
     out = tmp_path / "run"
     common = ["train/train.py", "--data", str(data), "--val", str(val), "--out", str(out), "--width", "4",
               "--batch", "2", "--crop", "64", "--long-side", "16", "--eval-every", "2", "--threads", "1"]
@@ -55,10 +55,7 @@ def test_training_runs_logs_plots_and_resumes(tmp_path):
 
 def test_training_is_seedable(tmp_path):
     data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(3):
-        cv2.imwrite(str(data / f"{i}.png"), rng.integers(0, 255, (80, 80, 3), dtype=np.uint8))
+    random_images(data, 3, (80, 80, 3))
     losses = []
     for name in ("a", "b"):
         run("train/train.py", "--data", str(data), "--val", "", "--out", str(tmp_path / name), "--width", "4",

@@ -28,13 +28,11 @@ import torch
 from tqdm import tqdm
 
 from losses import color_constancy, exposure_control, illumination_smoothness, spatial_consistency
-from realtime.metrics import psnr, ssim
+from realtime.metrics import psnr, read_pairs, ssim
+from realtime.sources import IMAGE_SUFFIXES, read_image
 from realtime.model import (
     DCENet, ModelConfig, apply_curves, denoise_dark, enhance, resize_input, save_checkpoint, upsample_maps,
 )
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -89,16 +87,11 @@ def parse_config(argv: list[str]) -> TrainConfig:
     return TrainConfig(**vars(parser.parse_args(argv)))
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def load_images(folder: Path, limit: int) -> list[np.ndarray]:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if limit:
         paths = paths[:limit]
-    images = [im for im in (read_rgb(p) for p in tqdm(paths, desc="loading", leave=False)) if im is not None]
+    images = [im for im in (read_image(p) for p in tqdm(paths, desc="loading", leave=False)) if im is not None]
     if not images:
         sys.exit(f"error: no readable images in {folder}")
     return images
@@ -159,15 +152,6 @@ def validate(net: DCENet, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[f
         out = np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)
         scores.append((psnr(out, high), ssim(out, high)))
     return tuple(float(v) for v in np.mean(scores, axis=0))
-
-
-def load_pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    pairs = []
-    for low_path in sorted((folder / "low").glob("*")):
-        low, high = read_rgb(low_path), read_rgb(folder / "high" / low_path.name)
-        if low is not None and high is not None:
-            pairs.append((low, high))
-    return pairs
 
 
 def plot_losses(csv_path: Path, out_dir: Path) -> None:
@@ -232,7 +216,7 @@ def main(argv: list[str]) -> None:
         print(f"resumed at step {step}")
 
     images = load_images(Path(cfg.data), cfg.limit_images)
-    pairs = load_pairs(Path(cfg.val)) if cfg.val and Path(cfg.val).is_dir() else []
+    pairs = read_pairs(cfg.val) if cfg.val and Path(cfg.val).is_dir() else []
     print(f"{len(images)} training images, {len(pairs)} validation pairs")
 
     csv_path = out / "losses.csv"
