@@ -44,32 +44,27 @@ class Aborted(Exception):
 
 
 class FrameQueue:
-    """A bounded queue. `newest_only`: a put never blocks and replaces what is waiting
-    (counting it in `dropped`) — for live sources."""
+    """A bounded queue with one producer and one consumer. `newest_only`: a put never
+    blocks and replaces what is waiting (counting it in `dropped`) — for live sources."""
 
     def __init__(self, size: int, newest_only: bool, abort: threading.Event) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=1 if newest_only else max(1, size))
         self.newest_only = newest_only
         self.abort = abort
         self.dropped = 0
-        self._lock = threading.Lock()
 
     def put(self, item: object) -> None:
         if self.newest_only and item is not END:  # the end marker waits: the last frame is kept
-            with self._lock:  # one producer, but get() may race the replace
-                while True:
+            while True:
+                try:
+                    self._q.put_nowait(item)
+                    return
+                except queue.Full:
                     try:
-                        self._q.put_nowait(item)
-                        return
-                    except queue.Full:
-                        try:
-                            old = self._q.get_nowait()
-                            if old is END:  # never drop the end marker
-                                self._q.put_nowait(old)
-                                return
-                            self.dropped += 1
-                        except queue.Empty:
-                            pass
+                        self._q.get_nowait()
+                        self.dropped += 1
+                    except queue.Empty:  # the consumer took it meanwhile
+                        pass
         while True:
             if self.abort.is_set():
                 raise Aborted
@@ -100,11 +95,12 @@ class Stats:
     # capture -> enhanced, per written frame (the most recent ones, so memory stays bounded)
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
     started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
     source_error: str | None = None
 
     @property
     def fps(self) -> float:
-        elapsed = time.monotonic() - self.started
+        elapsed = (self.finished or time.monotonic()) - self.started
         return self.written / elapsed if elapsed > 0 else 0.0
 
 
@@ -184,6 +180,7 @@ class Pipeline:
             self.stats.dropped = self._q_in.dropped + self._q_out.dropped
             for sink in self.sinks:
                 sink.close(complete)
+            self.stats.finished = time.monotonic()
 
     # --- control ------------------------------------------------------------------------
 

@@ -57,11 +57,35 @@ def _opened_container(path: Path) -> "av.container.InputContainer":
     try:
         container = av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
+        if _mp4_without_index(path):
+            raise SourceError(f"{path}: truncated MP4/MOV: its index (the 'moov' box, written when a recording "
+                              "is finished) is missing, so no frame can be located") from None
         raise SourceError(f"{path}: not a readable video ({exc.strerror or exc.__class__.__name__})") from None
     if not container.streams.video:
         container.close()
         raise SourceError(f"{path}: has no video stream")
     return container
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """True for an ISO-BMFF file (MP4, MOV) whose top-level boxes hold no 'moov'."""
+    try:
+        with path.open("rb") as f:
+            size = path.stat().st_size
+            pos, kinds = 0, []
+            while pos + 8 <= size and len(kinds) < 1000:
+                f.seek(pos)
+                header = f.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1 and len(header) == 16:
+                    length = int.from_bytes(header[8:16], "big")
+                kinds.append(kind)
+                if length < 8:
+                    break
+                pos += length
+    except OSError:
+        return False
+    return bool(kinds) and kinds[0] == b"ftyp" and b"moov" not in kinds
 
 
 class VideoFileSource:

@@ -191,16 +191,16 @@ def test_stop_drains_what_was_captured_and_flushes(tmp_path, enhancer):
     assert audio_end <= float(times[-1]) + 0.1, "the copied audio ends with the video when stopped early"
 
 
-def test_frame_queue_newest_only_never_blocks_and_keeps_end_marker():
+def test_frame_queue_newest_only_never_blocks_and_keeps_the_last_frame_before_the_end():
     from realtime.pipeline import END
 
     q = FrameQueue(4, newest_only=True, abort=threading.Event())
     for i in range(10):
         q.put(i)
-    assert q.dropped == 9 and q.get() == 9
+    assert q.dropped == 9
+    threading.Timer(0.2, q.get).start()  # the consumer takes 9; only then does END go in
     q.put(END)
-    q.put(11)  # may not replace the end of stream
-    assert q.get() is END
+    assert q.get() is END and q.dropped == 9
 
 
 def test_rotation_and_metadata_are_kept(tmp_path, enhancer):
