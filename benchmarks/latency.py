@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -327,7 +326,7 @@ def markdown(result: dict) -> str:
     out.append("")
     head = ["file", "size (MB)", "resolution", "Zero-DCE", "Zero-DCE++ (scale 12)"]
     for b in backends:
-        head += [f"engine {b}", f"× vs Zero-DCE", f"× vs Zero-DCE++"]
+        head += [f"engine {b}", "× vs Zero-DCE", "× vs Zero-DCE++"]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in pf["rows"]:
         cells = [r["file"], f"{r['size_mb']:.2f}" if r["size_mb"] else "–", r["resolution"],

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from realtime import Enhancer, ModelConfig
+from realtime import Enhancer
 from realtime.backends import BackendUnavailable, select_backend
 from realtime.backends.gpu import FrameProgram, engine_cache_key, export_program
 from realtime.engine import default_weights_path
