@@ -160,6 +160,8 @@ def enhance_live(spec: str, engine: "LazyEnhancer", args: argparse.Namespace) ->
     log.info("camera %s: %dx%d at %.1f fps", spec, source.width, source.height, source.fps)
     stats = run_pipeline(Pipeline(source, engine.get(), sinks, args.queue_size), 0, f"camera {spec}", args)
     report(f"camera {spec}", stats, args)
+    if stats.source_error:  # the stream ended by itself (unplugged, network lost): flushed, but a failure
+        raise SourceError(stats.source_error)
     return stats
 
 

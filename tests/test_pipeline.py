@@ -212,3 +212,15 @@ def test_rotation_and_metadata_are_kept(tmp_path, enhancer):
 
     with av.open(str(dst)) as c:
         assert next(c.decode(video=0)).rotation == 90
+
+
+def test_a_live_stream_that_ends_is_reported(clip):
+    from realtime.sources import CameraSource
+
+    src, times = clip
+    camera = CameraSource(str(src))  # OpenCV opens a file like a network stream
+    assert (camera.width, camera.height) == (96, 64)
+    frames = list(camera)
+    camera.close()
+    assert len(frames) == len(times) and [f.index for f in frames] == list(range(len(times)))
+    assert camera.error and "stream ended" in camera.error
