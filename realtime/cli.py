@@ -102,7 +102,8 @@ class Progress:
     def __call__(self, stats: Stats) -> None:
         if self.bar is not None:
             self.bar.update(stats.written - self.bar.n)
-            self.bar.set_postfix(dropped=stats.dropped, refresh=False)
+            if stats.dropped:  # live sources only
+                self.bar.set_postfix(dropped=stats.dropped, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
