@@ -224,3 +224,33 @@ def test_a_live_stream_that_ends_is_reported(clip):
     camera.close()
     assert len(frames) == len(times) and [f.index for f in frames] == list(range(len(times)))
     assert camera.error and "stream ended" in camera.error
+
+
+def test_preview_keys_toggle_before_after_and_quit(monkeypatch):
+    import cv2
+
+    from realtime import sinks
+
+    shown, keys = [], iter([-1, ord("b"), -1, ord("q"), -1])
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda title, image: shown.append(image.shape))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    preview = sinks.PreviewSink()
+    frame = Frame(np.zeros((20, 30, 3), np.uint8), 0)
+    frame.enhanced = np.full((20, 30, 3), 200, np.uint8)
+    results = [preview.write(frame) for _ in range(4)]
+    preview.close()
+    assert results == [True, True, True, False], "q stops"
+    assert shown == [(20, 30, 3), (20, 30, 3), (20, 60, 3), (20, 60, 3)], "b switches to before|after"
+
+
+def test_preview_without_a_display_is_refused(monkeypatch):
+    from realtime.sinks import PreviewSink, SinkError
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(SinkError, match="--no-preview"):
+        PreviewSink()
