@@ -49,8 +49,6 @@ class VideoFileSink:
     by one edge pixel, since 4:2:0 needs even ones.
     """
 
-    live_safe = True
-
     def __init__(self, path: str | Path, width: int, height: int, fps: float, time_base: Fraction | None,
                  codec: str = "libx264", crf: int = 18, preset: str = "veryfast",
                  copy_from: Path | None = None, show_both: bool = False, threads: int = 0) -> None:
@@ -67,15 +65,17 @@ class VideoFileSink:
         except (av.error.FFmpegError, ValueError) as exc:
             raise SinkError(f"{self.path}: cannot write this kind of file ({exc})") from None
         self._source = None
+        self.stream = None
+        self._extra: dict = {}
+        self._pending = None
+        self._last_pts: int | None = None
+        self.frames = 0
         try:
             self.stream = self._add_video(codec, width + self.pad[1], height + self.pad[0], fps, time_base, crf, preset, threads)
             self._extra = self._add_copied_streams(copy_from) if copy_from else {}
         except Exception:
             self.close()
             raise
-        self._pending = None
-        self._last_pts: int | None = None
-        self.frames = 0
 
     def _add_video(self, codec: str, width: int, height: int, fps: float, time_base: Fraction | None,
                    crf: int, preset: str, threads: int) -> "av.video.stream.VideoStream":
@@ -169,7 +169,7 @@ class VideoFileSink:
         """Flush the encoder and finish the file. When the run was stopped early, the
         copied streams end with the video instead of running on to the input's end."""
         try:
-            if getattr(self, "stream", None) is not None:
+            if self.stream is not None:
                 self.container.mux(self.stream.encode(None))  # flush delayed frames
                 end = None if complete or self._last_pts is None else float((self._last_pts + 1) * self.time_base)
                 self._mux_copied_until(end)

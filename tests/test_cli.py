@@ -55,6 +55,8 @@ def test_default_output_name_and_side_by_side(clip, tmp_path):
         (["--backend", "tpu", "x.mp4"], 2, "invalid choice"),
         (["--size", "big", "--webcam", "0"], 2, "WIDTHxHEIGHT"),
         (["--weights", "nope.pt", "--demo", "-o", "d.mp4"], 1, "nope.pt: no such checkpoint"),
+        (["--demo", "-o", "d.mp4", "--codec", "nope"], 1, "encoder 'nope' is not available"),
+        (["--demo", "-o", "d.xyz"], 1, "cannot write this kind of file"),
     ],
 )
 def test_usage_and_input_errors(args, code, message, tmp_path):
