@@ -167,13 +167,12 @@ class CameraSource:
         self.spec = spec
         target = _camera_target(spec)
         if isinstance(target, int) or target.startswith("/dev/video"):
-            device = target if isinstance(target, int) else target
-            if isinstance(device, str) and not os.path.exists(device):
-                raise SourceError(f"camera {device}: no such device")
-            if isinstance(device, int) and platform.system() == "Linux" and not os.path.exists(f"/dev/video{device}"):
-                raise SourceError(f"camera {device}: no such device (/dev/video{device} does not exist)")
-            api = cv2.CAP_V4L2 if platform.system() == "Linux" else cv2.CAP_ANY
-            self.capture = cv2.VideoCapture(device, api)
+            linux = platform.system() == "Linux"
+            node = f"/dev/video{target}" if isinstance(target, int) else target
+            if (linux or isinstance(target, str)) and not os.path.exists(node):
+                # Checked here: OpenCV would print its own warnings and fail slowly.
+                raise SourceError(f"camera {target}: no such device ({node} does not exist)")
+            self.capture = cv2.VideoCapture(target, cv2.CAP_V4L2 if linux else cv2.CAP_ANY)
         else:
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(open_timeout * 1000)]
