@@ -104,76 +104,71 @@ def _upsample_rows(maps, x0, x1, xw, out):  # pragma: no cover - numba
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _source_row(src, y, below, xs, vs):  # pragma: no cover - numba
-    """xs[k] = input level k of row y (flattened RGB), dark-denoised when below > 0.
+def _vertical_sums(src, y, vs):  # pragma: no cover - numba
+    """vs[3 + k] = sum of element k (flattened RGB) over rows y - 1, y, y + 1, rows
+    replicated at the frame's edges; vs[0:3] and vs[-3:] repeat the end pixels, so that
+    vs[k] + vs[k + 3] + vs[k + 6] is the 3x3 sum around element k with no branches."""
+    row, up, down = src[y].ravel(), src[max(y - 1, 0)].ravel(), src[min(y + 1, src.shape[0] - 1)].ravel()
+    n = row.shape[0]
+    for k in range(n):
+        vs[k + 3] = np.float32(up[k]) + np.float32(row[k]) + np.float32(down[k])
+    for k in range(3):
+        vs[k] = vs[k + 3]
+        vs[n + 3 + k] = vs[n + k]
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _denoised(vs, s, k, below, scale):  # pragma: no cover - numba
+    """Input level s of element k after the dark denoise (s itself when below == 0).
 
     Same results as the integer arithmetic of realtime.model.denoise_dark, computed in
-    float32 so that it vectorises (every intermediate is an integer below 2^24, so exact;
-    t/9 is never within 0.05 of a rounding tie, so the reciprocal cannot flip a rounding).
+    float32 so that the loops around it vectorise: every intermediate is an integer below
+    2^24, so exact, and t/9 is never within 0.05 of a rounding tie.
     """
-    row = src[y].ravel()
-    n = row.shape[0]
-    if below == 0:
-        for k in range(n):
-            xs[k] = row[k]
-        return
-    up = src[max(y - 1, 0)].ravel()
-    down = src[min(y + 1, src.shape[0] - 1)].ravel()
-    for k in range(n):
-        vs[k] = np.float32(up[k]) + np.float32(row[k]) + np.float32(down[k])
-    ninth, scale, b = np.float32(1.0 / 9.0), np.float32(256 // below), np.float32(below)
-    half, step, zero = np.float32(0.5), np.float32(1.0 / 256.0), np.float32(0.0)
-    # Horizontal neighbours of element k are k - 3 and k + 3 (RGB interleaved). The
-    # branch-free middle loop vectorises; at the ends a pixel stands in for its missing
-    # neighbour (replicated border). `ts` is allocated here, not passed in: a local
-    # array is known not to alias the others, which is what lets LLVM vectorise.
-    ts = np.empty(n, np.float32)
-    for k in range(3, n - 3):
-        ts[k] = vs[k - 3] + vs[k] + vs[k + 3]
-    for k in range(min(3, n)):
-        ts[k] = vs[k] + vs[k] + (vs[k + 3] if k + 3 < n else vs[k])
-    for k in range(max(n - 3, 3), n):
-        ts[k] = vs[k - 3] + vs[k] + vs[k]
-    for k in range(n):
-        mean = np.floor(ts[k] * ninth + half)
-        s = np.float32(row[k])
-        w = max(b - s, zero) * scale
-        xs[k] = np.int32(s + np.floor((w * (mean - s) + np.float32(128.0)) * step))
+    mean = np.floor((vs[k] + vs[k + 3] + vs[k + 6]) * np.float32(1.0 / 9.0) + np.float32(0.5))
+    w = max(below - s, np.float32(0.0)) * scale
+    return np.int32(s + np.floor((w * (mean - s) + np.float32(128.0)) * np.float32(1.0 / 256.0)))
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
 def _lut_rows(src, dst, levels, y0, y1, yw, table, below, r0, r1):  # pragma: no cover - numba
     """dst[y] = table[level(y), x(y)] for rows r0..r1; levels are row-upsampled already.
 
-    Two passes per row: the first (vectorisable) forms table indices, the second gathers.
+    Two passes per row: the first (vectorisable) denoises and forms table indices, the
+    second gathers.
     """
     n = src.shape[1] * 3
     flat = table.ravel()
-    xs = np.empty(n, np.int32)
-    vs = np.empty(n, np.float32)
+    idx = np.empty(n, np.int32)
+    vs = np.zeros(n + 6, np.float32)
+    fb, scale = np.float32(below), np.float32(256 // below if below else 0)
     for y in range(r0, r1):
-        _source_row(src, y, below, xs, vs)
+        if below:
+            _vertical_sums(src, y, vs)
+        row = src[y].ravel()
         la, lb, w = levels[y0[y]].ravel(), levels[y1[y]].ravel(), yw[y]
         for k in range(n):
-            xs[k] |= np.int32(la[k] + w * (lb[k] - la[k])) << 8
+            x = _denoised(vs, np.float32(row[k]), k, fb, scale)
+            idx[k] = (np.int32(la[k] + w * (lb[k] - la[k])) << 8) | x
         d = dst[y].ravel()
         for k in range(n):
-            d[k] = flat[xs[k]]
+            d[k] = flat[idx[k]]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
 def _iterate_rows(src, dst, maps, y0, y1, yw, iterations, below, r0, r1):  # pragma: no cover - numba
     """Per-iteration maps: dst[y] = LE applied with maps[..., 3i:3i+3] for i < iterations."""
     width = src.shape[1]
-    xs = np.empty(width * 3, np.int32)
-    vs = np.empty(width * 3, np.float32)
+    vs = np.zeros(width * 3 + 6, np.float32)
+    fb, scale = np.float32(below), np.float32(256 // below if below else 0)
     for y in range(r0, r1):
-        _source_row(src, y, below, xs, vs)
+        if below:
+            _vertical_sums(src, y, vs)
         ma, mb, w = maps[y0[y]], maps[y1[y]], yw[y]
-        d = dst[y]
+        s, d = src[y], dst[y]
         for x in range(width):
             for c in range(3):
-                v = np.float32(xs[3 * x + c]) * np.float32(1.0 / 255.0)
+                v = np.float32(_denoised(vs, np.float32(s[x, c]), 3 * x + c, fb, scale)) * np.float32(1.0 / 255.0)
                 for i in range(iterations):
                     k = 3 * i + c
                     a = ma[x, k] + w * (mb[x, k] - ma[x, k])
