@@ -191,19 +191,30 @@ def upsample_maps(alpha: torch.Tensor, size: tuple[int, int], config: ModelConfi
     return F.interpolate(alpha, size=size, mode="bilinear", align_corners=corners)
 
 
+def estimate_maps(net: DCENet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Curve maps for (N, 3, H, W) images in [0, 1]: (full-resolution α, low-resolution α)."""
+    config = net.config
+    size = config.estimation_size(image.shape[-2], image.shape[-1])
+    alpha = net(resize_input(image, size, config))
+    return upsample_maps(alpha, tuple(image.shape[-2:]), config), alpha
+
+
+def curve_input(image: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """What the curves are applied to: the image, dark-denoised when config asks for it.
+    image: (N, 3, H, W), a uint8 image / 255 when denoise_below is set."""
+    if not config.denoise_below:
+        return image
+    return denoise_dark(torch.round(image * 255), config.denoise_below).to(image.dtype) / 255
+
+
 def enhance(net: DCENet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole computation in PyTorch, the reference for every fast path.
 
     image: (N, 3, H, W) float in [0, 1] (with denoise_below set, a uint8 image / 255).
     Returns (enhanced (N, 3, H, W), low-res α).
     """
-    config = net.config
-    size = config.estimation_size(image.shape[-2], image.shape[-1])
-    alpha = net(resize_input(image, size, config))
-    full = upsample_maps(alpha, tuple(image.shape[-2:]), config)
-    if config.denoise_below:
-        image = denoise_dark(torch.round(image * 255), config.denoise_below).to(image.dtype) / 255
-    return apply_curves(image, full, config.iterations), alpha
+    full, alpha = estimate_maps(net, image)
+    return apply_curves(curve_input(image, net.config), full, net.config.iterations), alpha
 
 
 # --- checkpoints ---------------------------------------------------------------------

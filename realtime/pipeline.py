@@ -173,6 +173,7 @@ class Pipeline:
                 for sink in self.sinks:
                     keep_going = sink.write(frame) and keep_going
                 self.stats.written += 1
+                self.stats.dropped = self._q_in.dropped + self._q_out.dropped
                 self.stats.latencies_ms.append(1000 * (frame.enhanced_at - frame.captured))
                 if not keep_going:
                     self._stop.set()
@@ -213,7 +214,6 @@ class Pipeline:
             thread.join(remaining)
             if thread.is_alive():
                 return False
-        self.stats.dropped = self._q_in.dropped + self._q_out.dropped
         if self._errors:
             raise self._errors[0]
         return True

@@ -31,7 +31,7 @@ from losses import color_constancy, exposure_control, illumination_smoothness, s
 from realtime.metrics import psnr, read_pairs, ssim
 from realtime.sources import IMAGE_SUFFIXES, read_image
 from realtime.model import (
-    DCENet, ModelConfig, apply_curves, denoise_dark, enhance, resize_input, save_checkpoint, upsample_maps,
+    DCENet, ModelConfig, apply_curves, curve_input, enhance, estimate_maps, save_checkpoint,
 )
 
 @dataclass(frozen=True)
@@ -126,11 +126,8 @@ def make_batch(images: list[np.ndarray], rng: random.Random, cfg: TrainConfig) -
 
 
 def compute_losses(net: DCENet, batch: torch.Tensor, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    size = net.config.estimation_size(*batch.shape[-2:])
-    alpha = net(resize_input(batch, size, net.config))
-    maps = upsample_maps(alpha, tuple(batch.shape[-2:]), net.config)
-    if net.config.denoise_below:  # as the engine does (no gradient flows into the image)
-        batch = denoise_dark(torch.round(batch * 255), net.config.denoise_below).float() / 255
+    maps, _ = estimate_maps(net, batch)
+    batch = curve_input(batch, net.config)  # as the engine does (no gradient flows into the image)
     enhanced = apply_curves(batch, maps, net.config.iterations)
     parts = {
         "spa": cfg.w_spa * spatial_consistency(enhanced, batch),

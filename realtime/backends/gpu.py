@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..curves import build_lut
-from ..model import DCENet, apply_curves, denoise_dark, weights_digest
+from ..model import DCENet, apply_curves, denoise_dark, resize_input, weights_digest
 from . import BackendUnavailable
 
 log = logging.getLogger("realtime")
@@ -148,9 +148,7 @@ class CUDABackend:
     @torch.inference_mode()
     def curves(self, frame: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(frame).to(self.device).permute(2, 0, 1)[None].float() / 255
-        h, w = self.config.estimation_size(*frame.shape[:2])
-        small = F.interpolate(x, size=(h, w), mode="area") if self.config.downsample == "area" else \
-            F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        small = resize_input(x, self.config.estimation_size(*frame.shape[:2]), self.config)
         return self.eager.net(small.half().contiguous(memory_format=torch.channels_last))[0].float() \
             .permute(1, 2, 0).cpu().numpy()
 
