@@ -33,7 +33,7 @@ import torch
 from realtime import Enhancer
 from realtime.backends import BackendUnavailable
 from realtime.backends.cpu import cpu_count
-from realtime.model import REFERENCE_CONFIGS, DCENet, enhance, flush_denormals, load_checkpoint
+from realtime.model import REFERENCE_CONFIGS, DCENet, enhance, load_checkpoint
 from realtime.pipeline import Pipeline
 from realtime.sinks import VideoFileSink
 from realtime.sources import Frame, VideoFileSource, read_image
@@ -87,10 +87,7 @@ def reference_net(name: str) -> tuple[DCENet, str]:
     path = SHARED / "reference-weights" / f"{name}.pth"
     if path.exists():
         return load_checkpoint(path), "published weights"
-    net = DCENet(REFERENCE_CONFIGS[name]).eval()
-    state = net.state_dict()
-    flush_denormals(state)
-    return net, "random weights"
+    return DCENet(REFERENCE_CONFIGS[name]).eval(), "random weights"
 
 
 def reference_way(net: DCENet):
@@ -211,8 +208,7 @@ def round_trip(src: Path, dst: Path, crf: int, preset: str) -> int:
 
 def pipelined(src: Path, dst: Path, engine: Enhancer, crf: int, preset: str) -> int:
     source = VideoFileSource(src)
-    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base, crf=crf, preset=preset,
-                         copy_from=src)
+    sink = VideoFileSink(dst, source.info, crf=crf, preset=preset)
     return Pipeline(source, engine, [sink]).run().written
 
 

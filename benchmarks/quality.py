@@ -11,7 +11,6 @@ itself, PIL-style autocontrast, gamma 0.4) are measured by the same code.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 
 from realtime import Enhancer
 from realtime.engine import default_weights_path
-from realtime.model import load_checkpoint
+from realtime.checkpoint import load_weights
 from realtime.metrics import psnr, read_pairs, ssim
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -85,15 +84,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"name": name, "psnr": p_, "ssim": s_})
     variants = [(path, d) for path in checkpoints for d in (args.denoise_below or [None])]
     for path, denoise in variants:
-        net = load_checkpoint(path)
+        checkpoint = load_weights(path)
         if denoise is not None:
-            net.config = dataclasses.replace(net.config, denoise_below=denoise)
-        with Enhancer(net, backend="cpu") as enhancer:
+            checkpoint = checkpoint.replace(denoise_below=denoise)
+        with Enhancer(checkpoint, backend="cpu") as enhancer:
             c = enhancer.config
             estimation = f"long side {c.long_side}" if c.long_side else ("full" if c.scale == 1 else f"1/{c.scale:g}")
             row = {"name": str(path), "denoise_below": c.denoise_below, "width": c.width, "conv": c.conv,
                    "maps": c.curve_maps, "estimation": estimation,
-                   "parameters": sum(t.numel() for t in enhancer.net.parameters())}
+                   "parameters": sum(t.size for t in checkpoint.state.values())}
             row["ms_1080p"] = frame_ms(enhancer, 1 if c.scale == 1 and not c.long_side else args.repeat)
             row["psnr"], row["ssim"] = score(enhancer, pairs)
         rows.append(row)

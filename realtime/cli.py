@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,10 +14,12 @@ from pathlib import Path
 
 from . import __version__
 from .backends import BACKENDS, BackendUnavailable
-from .model import CheckpointError
+from .checkpoint import CheckpointError
 from .pipeline import Pipeline, Stats
-from .sinks import ImageSink, PreviewSink, SinkError, VideoFileSink
-from .sources import IMAGE_SUFFIXES, CameraSource, DemoSource, ImageSource, SourceError, VideoFileSource, is_live
+from .sinks import CRF_CODECS, X26X_PRESETS, ImageSink, PreviewSink, SinkError, VideoFileSink, default_codec
+from .sources import (
+    IMAGE_SUFFIXES, STDIN, CameraSource, DemoSource, ImageSource, SourceError, VideoFileSource, is_live,
+)
 
 log = logging.getLogger("realtime")
 
@@ -63,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", nargs="?", help="video file, image, folder, camera index, /dev/videoN or stream URL")
+    p.add_argument("input", nargs="?", help="video file (- for stdin), image, folder, camera index, /dev/videoN "
+                                            "or stream URL")
     p.add_argument("-o", "--output", type=Path, help="output file or folder (default for files: NAME_enhanced.EXT)")
     src = p.add_argument_group("live sources")
     src.add_argument("--webcam", metavar="N", help="camera index or device (same as giving it as input)")
@@ -76,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     eng.add_argument("--weights", type=Path, help="checkpoint (default: the bundled weights)")
     eng.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
     enc = p.add_argument_group("encoding")
-    enc.add_argument("--codec", default="libx264", help="video encoder (default: libx264, H.264 yuv420p)")
-    enc.add_argument("--crf", type=int, default=18, help="constant rate factor for x264/x265 (default: 18)")
+    enc.add_argument("--codec", help="video encoder (default: libx264, H.264; libvpx-vp9 for .webm)")
+    enc.add_argument("--crf", type=int, default=18, help="constant rate factor (default: 18; 0 = lossless for x264)")
     enc.add_argument("--preset", default="veryfast", help="x264/x265 preset (default: veryfast)")
     p.add_argument("--queue-size", type=int, default=4, help="frames buffered between stages (default: 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -126,19 +130,33 @@ def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}_enhanced{path.suffix}")
 
 
-def enhance_video(path: Path, output: Path, engine: "LazyEnhancer", args: argparse.Namespace) -> Stats:
-    source = VideoFileSource(path)
-    if output.resolve() == path.resolve():
-        source.close()
-        raise UsageError(f"{output}: output would overwrite the input")
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two names are one file: the same inode (hard links, symlinks, ./ or case
+    variants on case-insensitive filesystems), or the same resolved path."""
     try:
-        sink = VideoFileSink(output, source.width, source.height, source.fps, source.time_base, args.codec,
-                             args.crf, args.preset, copy_from=path, show_both=args.side_by_side)
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def enhance_video(spec: str, output: Path, engine: "LazyEnhancer", args: argparse.Namespace,
+                  keep_incomplete_partial: bool = False) -> Stats:
+    if spec != STDIN and same_file(Path(spec), output):
+        raise UsageError(f"{output}: output would overwrite the input")
+    source = VideoFileSource(spec)
+    try:
+        sink = VideoFileSink(output, source.info, args.codec, args.crf, args.preset, show_both=args.side_by_side,
+                             keep_incomplete_partial=keep_incomplete_partial)
     except Exception:
         source.close()
         raise
-    stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), source.frame_count, path.name, args)
-    report(f"{path} -> {output}", stats, args)
+    log.debug("%s: %dx%d, %s, %d-bit%s", source.label, source.width, source.height, source.colour, source.bits,
+              f" (untagged: assumed {source.colour.guessed})" if source.colour.guessed else "")
+    stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), source.frame_count,
+                         Path(source.label).name, args)
+    report(f"{source.label} -> {output}", stats, args)
+    if source.damage:
+        log.warning("%s: %s", source.label, source.damage.describe(source.fps))
     if stats.source_error:
         raise SourceError(stats.source_error)
     return stats
@@ -149,8 +167,8 @@ def enhance_live(spec: str, engine: "LazyEnhancer", args: argparse.Namespace) ->
     sinks: list = []
     try:
         if args.output:
-            sinks.append(VideoFileSink(args.output, source.width, source.height, source.fps, source.time_base,
-                                       args.codec, args.crf, args.preset, show_both=args.side_by_side))
+            sinks.append(VideoFileSink(args.output, source.info, args.codec, args.crf, args.preset,
+                                       show_both=args.side_by_side))
         if not args.no_preview:
             sinks.append(PreviewSink(show_both=args.side_by_side))
         if not sinks:
@@ -175,7 +193,7 @@ def enhance_images(paths: list[Path], root: Path, sink: ImageSink, engine: "Lazy
 
 def enhance_folder(folder: Path, output: Path, engine: "LazyEnhancer", args: argparse.Namespace) -> int:
     """Every image and video under `folder`, written under `output` with the same names."""
-    if output.resolve() == folder.resolve():
+    if same_file(folder, output):
         raise UsageError(f"{output}: output folder would overwrite the input")
     output.mkdir(parents=True, exist_ok=True)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and output.resolve() not in p.resolve().parents)
@@ -186,7 +204,7 @@ def enhance_folder(folder: Path, output: Path, engine: "LazyEnhancer", args: arg
         target = output / video.relative_to(folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            enhance_video(video, target, engine, args)
+            enhance_video(str(video), target, engine, args, keep_incomplete_partial=True)
         except (SourceError, SinkError) as exc:
             log.warning("%s", exc)
             failures += 1
@@ -224,7 +242,22 @@ class LazyEnhancer:
             self._enhancer.close()
 
 
+def check_settings(args: argparse.Namespace) -> None:
+    """Usage errors in the encoder and capture settings, before anything is opened."""
+    if args.queue_size < 1:
+        raise UsageError("--queue-size must be at least 1")
+    if args.fps is not None and not args.fps > 0:
+        raise UsageError(f"--fps must be positive, got {args.fps:g}")
+    codec = args.codec or (default_codec(args.output) if args.output else "libx264")
+    low, high = CRF_CODECS.get(codec, (0, 63))
+    if not low <= args.crf <= high:
+        raise UsageError(f"--crf must be between {low} and {high} for {codec}, got {args.crf}")
+    if codec in ("libx264", "libx265") and args.preset not in X26X_PRESETS:
+        raise UsageError(f"--preset must be one of {', '.join(X26X_PRESETS)}; got {args.preset!r}")
+
+
 def dispatch(args: argparse.Namespace, engine: LazyEnhancer) -> int:
+    check_settings(args)
     spec = args.webcam if args.webcam is not None else args.input
     if args.demo:
         return run_demo(args, engine)
@@ -232,10 +265,13 @@ def dispatch(args: argparse.Namespace, engine: LazyEnhancer) -> int:
         raise UsageError("give an input (file, folder, camera, URL), --webcam N or --demo")
     if args.webcam is not None and args.input is not None:
         raise UsageError("give either an input or --webcam, not both")
-    if args.queue_size < 1:
-        raise UsageError("--queue-size must be at least 1")
     if args.webcam is not None or is_live(spec):
         enhance_live(spec, engine, args)
+        return EXIT_OK
+    if spec == STDIN:
+        if args.output is None:
+            raise UsageError("reading stdin needs -o OUTPUT")
+        enhance_video(STDIN, args.output, engine, args)
         return EXIT_OK
     path = Path(spec)
     if not path.exists():
@@ -249,22 +285,21 @@ def dispatch(args: argparse.Namespace, engine: LazyEnhancer) -> int:
         return EXIT_OK
     output = args.output or default_output(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        if output.resolve() == path.resolve():
+        if same_file(path, output):
             raise UsageError(f"{output}: output would overwrite the input")
         if enhance_images([path], path.parent, ImageSink(path=output, show_both=args.side_by_side), engine, args):
             raise SourceError(f"{path}: not a readable image")
         return EXIT_OK
     if output.suffix.lower() in IMAGE_SUFFIXES:
         raise UsageError(f"{output}: a video needs a video output (.mp4, .mkv, ...)")
-    enhance_video(path, output, engine, args)
+    enhance_video(spec, output, engine, args)
     return EXIT_OK
 
 
 def run_demo(args: argparse.Namespace, engine: LazyEnhancer) -> int:
     output = args.output or Path("demo.mp4")
     source = DemoSource()
-    sink = VideoFileSink(output, source.width, source.height, source.fps, source.time_base, args.codec,
-                         args.crf, args.preset, show_both=True)
+    sink = VideoFileSink(output, source.info, args.codec, args.crf, args.preset, show_both=True)
     stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), source.frame_count, "demo", args)
     report(f"demo (left: generated low-light input, right: enhanced) -> {output}", stats, args)
     return EXIT_OK

@@ -11,85 +11,16 @@ computes x + r·(x² − x) with r = tanh(conv7(...)). Both are the same curve w
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Weights smaller than this are float32 denormals; on x86 CPUs each multiply by
-#: one takes ~100 cycles, which makes the official checkpoints ~20x slower.
-DENORMAL_LIMIT = 1.2e-38
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything that defines a DCE-Net; stored inside every checkpoint."""
-
-    width: int = 32  # channels of the hidden convolutions
-    conv: Literal["plain", "dwsep"] = "plain"  # 3x3 convs, or depthwise 3x3 + pointwise 1x1
-    shared_curves: bool = False  # 3 maps used by all iterations (Zero-DCE++), else 3 per iteration
-    iterations: int = 8  # how many times the curve is applied
-    pool_before_conv4: bool = False  # 3x3 stride-1 max-pool on conv3's output (Zero-DCE-improved)
-    # Resolution at which curves are estimated. long_side > 0: the net sees a copy whose
-    # long side is that many pixels (never upscaled), so its cost does not depend on the
-    # frame size. Otherwise the frame is divided by `scale` (1 = full resolution).
-    long_side: int = 0
-    scale: float = 1.0
-    downsample: Literal["area", "bilinear"] = "area"  # how the net's input is made
-    # Where the upsampled maps sample the low-resolution ones: "half_pixel" aligns
-    # pixel areas (no offset); "corners" aligns corner pixel centres (the published
-    # Zero-DCE++ code's nn.UpsamplingBilinear2d).
-    upsample_grid: Literal["half_pixel", "corners"] = "half_pixel"
-    # The net sees x ** input_gamma. Below 1 it spreads the darkest values apart, which a
-    # small net otherwise barely tells apart (1.0 = the published models).
-    input_gamma: float = 1.0
-    # Dark-region denoising before the curves: input levels below `denoise_below` (0..255)
-    # are blended towards their 3x3 mean, fully at black, not at all from the threshold up.
-    # The curves multiply shadow noise by up to (1 + α)^8; this removes most of it where
-    # the gain is high and leaves brighter detail alone. 0 = off (the published models).
-    denoise_below: int = 0
-
-    def __post_init__(self) -> None:
-        if self.width < 1 or self.iterations < 1:
-            raise ValueError(f"width and iterations must be positive, got {self}")
-        if self.conv not in ("plain", "dwsep"):
-            raise ValueError(f"conv must be 'plain' or 'dwsep', got {self.conv!r}")
-        if self.long_side < 0 or self.scale < 1:
-            raise ValueError(f"long_side must be >= 0 and scale >= 1, got {self}")
-        if not 0 <= self.denoise_below <= 128 or (self.denoise_below and 256 % self.denoise_below):
-            raise ValueError(f"denoise_below must be 0 or a power of two up to 128, got {self.denoise_below}")
-
-    @property
-    def curve_maps(self) -> int:
-        return 3 if self.shared_curves else 3 * self.iterations
-
-    def estimation_size(self, height: int, width: int) -> tuple[int, int]:
-        """(h, w) of the copy the net sees for a height x width frame."""
-        if self.long_side > 0:
-            factor = max(height, width) / self.long_side
-            if factor <= 1:
-                return height, width
-            return max(1, round(height / factor)), max(1, round(width / factor))
-        if self.scale == 1:
-            return height, width
-        return max(1, int(height / self.scale)), max(1, int(width / self.scale))
-
-
-#: The published checkpoints, as configurations.
-REFERENCE_CONFIGS: dict[str, ModelConfig] = {
-    "zero_dce": ModelConfig(width=32, conv="plain"),
-    "zero_dce_improved": ModelConfig(width=16, conv="plain", pool_before_conv4=True),
-    "zero_dce_pp": ModelConfig(
-        width=32, conv="dwsep", shared_curves=True, scale=12,
-        downsample="bilinear", upsample_grid="corners",
-    ),
-}
-
+from .checkpoint import (  # noqa: F401  (re-exported: the model's public names)
+    REFERENCE_CONFIGS, Checkpoint, CheckpointError, ModelConfig, flush_denormals, infer_config, load_weights,
+    save_weights,
+)
 
 class _DepthwiseSeparable(nn.Module):
     """Depthwise 3x3 then pointwise 1x1, with the published key names."""
@@ -220,99 +151,25 @@ def enhance(net: DCENet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 # --- checkpoints ---------------------------------------------------------------------
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the architecture."""
-
-
-def flush_denormals(state_dict: dict[str, torch.Tensor]) -> int:
-    """Set every |w| < DENORMAL_LIMIT to 0, in place. Returns how many were flushed."""
-    flushed = 0
-    for tensor in state_dict.values():
-        if tensor.is_floating_point():
-            tiny = tensor.abs() < DENORMAL_LIMIT
-            flushed += int((tiny & (tensor != 0)).sum())
-            tensor[tiny] = 0
-    return flushed
-
-
-def infer_config(state_dict: dict[str, torch.Tensor]) -> ModelConfig:
-    """The configuration a bare state dict was made with, from its keys and shapes.
-
-    Width, conv type and map count come from the shapes; what the keys cannot show
-    (the max-pool, the estimation scale) comes from the matching reference config.
-    """
-    if "e_conv1.weight" in state_dict:
-        conv, first, last = "plain", "e_conv1.weight", "e_conv7.weight"
-    elif "e_conv1.point_conv.weight" in state_dict:
-        conv, first, last = "dwsep", "e_conv1.point_conv.weight", "e_conv7.point_conv.weight"
-    else:
-        raise CheckpointError("no e_conv1 weights: not a DCE-Net state dict")
-    if last not in state_dict:
-        raise CheckpointError(f"missing key {last}")
-    width = state_dict[first].shape[0]
-    maps = state_dict[last].shape[0]
-    if maps % 3:
-        raise CheckpointError(f"{last} has {maps} output maps, not a multiple of 3")
-    shared = maps == 3
-    iterations = 8 if shared else maps // 3
-    for ref in REFERENCE_CONFIGS.values():
-        if (ref.conv, ref.width, ref.shared_curves) == (conv, width, shared):
-            return dataclasses.replace(ref, iterations=iterations)
-    return ModelConfig(width=width, conv=conv, shared_curves=shared, iterations=iterations)
-
-
-def load_checkpoint(path: str | Path) -> DCENet:
-    """Load any supported checkpoint: this project's (config inside) or a bare state dict.
-
-    Denormal weights are flushed to zero. Raises CheckpointError naming the file and
-    the missing or unexpected keys when it does not fit.
-    """
-    path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc.__class__.__name__})") from None
-    if not isinstance(blob, dict):
-        raise CheckpointError(f"{path}: expected a dict, found {type(blob).__name__}")
-    try:
-        if "state_dict" in blob and "config" in blob:
-            config, state = ModelConfig(**blob["config"]), blob["state_dict"]
-        else:
-            config, state = infer_config(blob), blob
-    except (CheckpointError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    state = {k: v.detach().clone().float() for k, v in state.items()}
-    flush_denormals(state)
-    net = DCENet(config)
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if problems:
-        raise CheckpointError(f"{path}: does not fit {config}: " + "; ".join(problems))
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: shape mismatch: {str(exc).splitlines()[-1].strip()}") from None
+def from_checkpoint(checkpoint: Checkpoint) -> DCENet:
+    """A DCENet (eval mode) holding a checkpoint's weights."""
+    net = DCENet(checkpoint.config)
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in checkpoint.state.items()})
     return net.eval()
 
 
+def to_checkpoint(net: DCENet, **meta: object) -> Checkpoint:
+    """The weights of `net` as a NumPy Checkpoint (with optional metadata)."""
+    state = {k: v.detach().cpu().float().numpy().copy() for k, v in net.state_dict().items()}
+    return Checkpoint(net.config, state, dict(meta))
+
+
+def load_checkpoint(path: str | Path) -> DCENet:
+    """Load any supported checkpoint (see checkpoint.load_weights) as a DCENet."""
+    return from_checkpoint(load_weights(path))
+
+
 def save_checkpoint(path: str | Path, net: DCENet, **meta: object) -> None:
-    """Write net's weights with its config (and any extra metadata, e.g. training args)."""
-    torch.save(
-        {"config": dataclasses.asdict(net.config), "state_dict": net.state_dict(), "meta": meta},
-        path,
-    )
-
-
-def weights_digest(net: DCENet) -> str:
-    """A short hash of config and weights (engine caches are keyed by it)."""
-    h = hashlib.sha256(repr(dataclasses.asdict(net.config)).encode())
-    for name, tensor in sorted(net.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    """Write net's weights with its config (and any extra metadata, e.g. training args)
+    as a self-describing safetensors file."""
+    save_weights(path, to_checkpoint(net, **meta))

@@ -1,4 +1,4 @@
-"""Frame sinks: video files (PyAV, audio remuxed), a preview window (OpenCV), image files.
+"""Frame sinks: video files (PyAV, other streams remuxed), a preview window (OpenCV), image files.
 
 A sink's `write(frame)` returns False when the user asked to stop (closed the preview);
 `close()` flushes and releases everything, and is safe to call after an error.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 import time
 from fractions import Fraction
@@ -16,9 +17,25 @@ import av
 import cv2
 import numpy as np
 
-from .sources import Frame
+from .colour import SPACE_SMPTE170M, ColourDescription
+from .frame import Frame, Picture, YUVPlanes, as_rgb
+from .sources import StreamInfo
 
 log = logging.getLogger("realtime")
+
+#: The encoder a container gets when none is named: what plays everywhere in it.
+DEFAULT_CODECS = {".webm": "libvpx-vp9", ".ogv": "libtheora"}
+DEFAULT_CODEC = "libx264"
+CRF_CODECS = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (0, 63)}
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+#: Containers that keep no presentation timestamps: B-frames would play out of order.
+NO_REORDER = {".avi", ".flv"}
+#: Matroska is written in clusters of at most this long and flushed to disk after each
+#: packet, so a hard kill loses at most about this much already-encoded video.
+CLUSTER_MS = 1000
+#: The colour description of RGB sources' output: OpenCV's RGB->I420 conversion is BT.601, limited range.
+OPENCV_I420 = ColourDescription(space=SPACE_SMPTE170M, full_range=False, primaries=1, transfer=1)
 
 
 class SinkError(RuntimeError):
@@ -36,127 +53,236 @@ def check_output_path(path: Path) -> None:
         raise SinkError(f"{path}: is a directory")
 
 
-def side_by_side(frame: Frame) -> np.ndarray:
-    """Before | after, as one (H, 2W, 3) image."""
-    return np.concatenate([frame.image, frame.enhanced], axis=1)
+def partial_path(path: Path) -> Path:
+    """Where an output is written until it is finished: NAME.partial.EXT beside it."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def _regular_or_new(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return True
+
+
+def side_by_side(before: Picture, after: Picture) -> Picture:
+    """before | after as one picture: (H, 2W, 3) RGB, or planes 2·W' wide (W' = W rounded
+    up to even, so that each half keeps its own chroma columns)."""
+    if isinstance(after, np.ndarray):
+        return np.concatenate([as_rgb(before), after], axis=1)
+    if not isinstance(before, YUVPlanes):
+        raise ValueError("side_by_side: before and after must both be planes or both RGB")
+    height, width = after.shape
+    half = width + width % 2
+    both = YUVPlanes.empty(2 * half, height, after.colour, after.bits)
+    for i, p in enumerate((before, after)):
+        both.y[:, i * half: i * half + width] = p.y
+        if width % 2:
+            both.y[:, i * half + width] = p.y[:, -1]
+        cw = p.u.shape[1]
+        both.u[:, i * cw: (i + 1) * cw], both.v[:, i * cw: (i + 1) * cw] = p.u, p.v
+    return both
+
+
+def default_codec(path: Path) -> str:
+    return DEFAULT_CODECS.get(path.suffix.lower(), DEFAULT_CODEC)
 
 
 class VideoFileSink:
-    """Encodes enhanced frames with their original timestamps and copies the audio and
-    subtitle streams of `copy_from` (the input file) without re-encoding them.
+    """Encodes enhanced frames with their original timestamps, colour description and
+    field order, and copies the streams listed in `info.copied` (audio, subtitles, cover
+    art) whose packets arrive on the frames, without re-encoding them.
 
-    codec/crf/preset: the video encoder (H.264 yuv420p by default). Odd sizes are padded
-    by one edge pixel, since 4:2:0 needs even ones.
+    The file is written as NAME.partial.EXT and renamed to NAME.EXT when finished, so the
+    final name never holds half a file and an existing file is replaced only by a finished
+    one. A run that was stopped (Ctrl-C) is finished and renamed too, unless
+    `keep_incomplete_partial` (folder mode: the output then is not mistaken for a complete
+    one). codec: None picks one that fits the container (H.264; VP9 for WebM).
     """
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: float, time_base: Fraction | None,
-                 codec: str = "libx264", crf: int = 18, preset: str = "veryfast",
-                 copy_from: Path | None = None, show_both: bool = False, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, info: StreamInfo, codec: str | None = None, crf: int = 18,
+                 preset: str = "veryfast", show_both: bool = False, threads: int = 0,
+                 keep_incomplete_partial: bool = False) -> None:
         self.path = Path(path)
         check_output_path(self.path)
-        self.show_both = show_both
-        width = width * 2 if show_both else width
-        self.pad = (height % 2, width % 2)
-        if any(self.pad):
-            log.warning("%s: odd frame size %dx%d padded to %dx%d for 4:2:0", self.path, width, height,
-                        width + self.pad[1], height + self.pad[0])
-        try:
-            self.container = av.open(str(self.path), mode="w")
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise SinkError(f"{self.path}: cannot write this kind of file ({exc})") from None
-        self._source = None
+        self.info, self.show_both = info, show_both
+        self.keep_incomplete_partial = keep_incomplete_partial
+        self.target = partial_path(self.path) if _regular_or_new(self.path) else self.path
+        self.container = None
         self.stream = None
-        self._extra: dict = {}
-        self._pending = None
+        self._copies: dict = {}
+        self._held: list = []  # copied packets waiting for the video to reach their time
         self._last_pts: int | None = None
         self.frames = 0
         try:
-            self.stream = self._add_video(codec, width + self.pad[1], height + self.pad[0], fps, time_base, crf, preset, threads)
-            self._extra = self._add_copied_streams(copy_from) if copy_from else {}
+            self._open(codec, crf, preset, threads)
         except Exception:
-            self.close()
+            self._abandon()
             raise
 
-    def _add_video(self, codec: str, width: int, height: int, fps: float, time_base: Fraction | None,
-                   crf: int, preset: str, threads: int) -> "av.video.stream.VideoStream":
-        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
-        options = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265", "h264", "hevc") else {}
+    # --- set-up --------------------------------------------------------------------------
+
+    def _open(self, codec: str | None, crf: int, preset: str, threads: int) -> None:
+        codec = codec or default_codec(self.path)
+        log.debug("%s: encoder %s", self.path, codec)
+        options = {}
+        if self.path.suffix.lower() in (".mkv", ".webm", ".mka"):
+            options = {"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"}
         try:
-            stream = self.container.add_stream(codec, rate=rate, options=options)
+            self.container = av.open(str(self.target), mode="w", format=_format_of(self.path), options=options)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise SinkError(f"{self.path}: cannot write this kind of file ({exc})") from None
+        try:
+            encoder = av.codec.Codec(codec, "w")
+        except Exception:  # noqa: BLE001 - PyAV raises UnknownCodecError or ValueError
+            raise SinkError(f"{self.path}: encoder {codec!r} is not available in this FFmpeg build") from None
+        if self.container.supported_codecs and encoder.name not in self.container.supported_codecs:
+            raise SinkError(f"{self.path}: a {self.path.suffix} file cannot hold {codec} video; "
+                            f"choose another --codec or container")
+        self.stream = self._add_video(codec, crf, preset, threads)
+        self._add_copies()
+        try:
+            self.stream.codec_context.open()
+        except av.error.FFmpegError as exc:
+            raise SinkError(f"{self.path}: encoder {codec} refused its settings ({exc.strerror or exc})") from None
+
+    def _add_video(self, codec: str, crf: int, preset: str, threads: int) -> "av.video.stream.VideoStream":
+        info = self.info
+        rate = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(30)
+        try:
+            stream = self.container.add_stream(codec, rate=rate, options=_encoder_options(codec, crf, preset))
         except (av.error.FFmpegError, ValueError) as exc:
             raise SinkError(f"{self.path}: encoder {codec!r} is not available ({exc})") from None
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        self.time_base = time_base or Fraction(1, max(1, round(fps or 30)))
-        stream.codec_context.time_base = self.time_base
-        stream.time_base = self.time_base
+        width, height = self.size()
+        stream.width, stream.height = width + width % 2, height + height % 2
+        if width % 2 or height % 2:
+            log.warning("%s: odd frame size %dx%d padded to %dx%d for 4:2:0", self.path, width, height,
+                        stream.width, stream.height)
+        self.colour = info.colour or OPENCV_I420
+        self.bits = info.bits if info.colour else 8
+        stream.pix_fmt = self._pixel_format(stream)
+        cc = stream.codec_context
+        cc.colorspace, cc.color_range = self.colour.space, self.colour.range
+        cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.transfer
+        if info.sample_aspect_ratio:
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
+        if info.interlaced:
+            cc.field_order = info.field_order
+            cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        if self.path.suffix.lower() in NO_REORDER:
+            cc.max_b_frames = 0
+        self.time_base = info.time_base or Fraction(1, max(1, round(info.fps or 30)))
+        cc.time_base = stream.time_base = self.time_base
         if threads:
-            stream.codec_context.thread_count = threads
+            cc.thread_count = threads
         stream.thread_type = "AUTO"
+        stream.metadata.update(info.stream_metadata)
+        self.container.metadata.update(info.metadata)
         return stream
 
-    def _add_copied_streams(self, source: Path) -> dict:
-        """Audio and subtitle streams of the input, remuxed as they are (not decoded)."""
-        self._source = av.open(str(source), mode="r")
-        self.container.metadata.update(self._source.metadata)  # title, creation time, ...
-        self.stream.metadata.update(self._source.streams.video[0].metadata)
-        extra = {}
-        for s in self._source.streams:
-            if s.type not in ("audio", "subtitle"):
-                continue
-            try:
-                extra[s.index] = self.container.add_stream_from_template(s)
-            except (av.error.FFmpegError, ValueError) as exc:
-                log.warning("%s: %s stream %d (%s) not copied: %s", self.path, s.type, s.index, s.codec_context.name, exc)
-        if extra:
-            self._packets = self._source.demux(*[self._source.streams[i] for i in extra])
-        return extra
+    def size(self) -> tuple[int, int]:
+        """(width, height) of what is written, before padding to even sizes."""
+        width, height = self.info.width, self.info.height
+        if self.show_both:
+            width = 2 * (width + width % 2) if self.info.colour else 2 * width
+        return width, height
 
-    def _mux_copied_until(self, seconds: float | None) -> None:
-        """Mux copied packets up to `seconds` (all when None), keeping the file interleaved."""
-        if not self._extra:
-            return
-        while True:
-            packet = self._pending
-            if packet is None:
-                try:
-                    packet = next(self._packets)
-                except (StopIteration, av.error.FFmpegError):
-                    self._extra = {}
-                    return
-                if packet.dts is None and packet.pts is None:
-                    continue  # a demuxer flush packet
-            when = packet.pts if packet.pts is not None else packet.dts
-            if seconds is not None and when * packet.time_base > seconds:
-                self._pending = packet
-                return
-            self._pending = None
-            packet.stream = self._extra[packet.stream.index]
-            self.container.mux(packet)
+    def _pixel_format(self, stream: "av.video.stream.VideoStream") -> str:
+        """The planes' own format when the encoder takes it; else 8-bit 4:2:0 (said once)."""
+        formats = {f.name for f in stream.codec_context.codec.video_formats or []}
+        wanted = "yuv420p" if self.bits == 8 else f"yuv420p{self.bits}le"
+        if not formats or wanted in formats:
+            return wanted
+        for bits in range(self.bits - 1, 8, -1):
+            if f"yuv420p{bits}le" in formats:
+                log.warning("%s: %s cannot encode %d-bit video; writing %d-bit", self.path, stream.name, self.bits, bits)
+                self.bits = bits
+                return f"yuv420p{bits}le"
+        if self.bits > 8:
+            log.warning("%s: %s cannot encode %d-bit video; writing 8-bit", self.path, stream.name, self.bits)
+        self.bits = 8
+        if "yuv420p" not in formats and "yuvj420p" in formats:
+            return "yuvj420p"
+        return "yuv420p"
+
+    def _add_copies(self) -> None:
+        for s in self.info.copied:
+            try:
+                copy = self.container.add_stream_from_template(s)
+                copy.disposition = s.disposition
+                self._copies[s.index] = copy
+            except (av.error.FFmpegError, ValueError) as exc:
+                log.warning("%s: %s stream %d (%s) not copied: %s", self.path, s.type, s.index,
+                            s.codec_context.name, exc)
+
+    # --- writing --------------------------------------------------------------------------
 
     def write(self, frame: Frame) -> bool:
-        image = side_by_side(frame) if self.show_both else frame.enhanced
-        if any(self.pad):
-            image = np.pad(image, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
-        vf = self._to_video_frame(np.ascontiguousarray(image))
+        picture = side_by_side(frame.image, frame.enhanced) if self.show_both else frame.enhanced
+        vf = self._video_frame(picture)
         pts = self._rescale(frame)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # encoders need strictly increasing timestamps
         self._last_pts = pts
         vf.pts, vf.time_base = pts, self.time_base
+        vf.pict_type = av.video.frame.PictureType.NONE
+        vf.colorspace, vf.color_range = self.colour.space, self.colour.range
+        vf.color_primaries, vf.color_trc = self.colour.primaries, self.colour.transfer
         if self.frames == 0 and frame.rotation:
             self.stream.set_display_rotation(frame.rotation)  # before the first frame is encoded
-        self._mux_copied_until(float(pts * self.time_base))
+        self._held.extend(frame.packets)
+        self._mux_copied(until=float(pts * self.time_base))
         self.container.mux(self.stream.encode(vf))
         self.frames += 1
         return True
 
-    def _to_video_frame(self, rgb: np.ndarray) -> av.VideoFrame:
-        """RGB -> the encoder's pixel format. For 4:2:0, OpenCV's conversion (BT.601, limited
-        range, as swscale's default) costs 1.1 ms per 1080p frame where swscale takes 6."""
-        if self.stream.pix_fmt == "yuv420p":
-            return av.VideoFrame.from_numpy_buffer(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
-        return av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")
+    def _mux_copied(self, until: float | None) -> None:
+        """Mux the held packets of copied streams up to `until` seconds (all when None);
+        the muxer interleaves them with the video."""
+        keep = []
+        for index, packet in self._held:
+            when = packet.pts if packet.pts is not None else packet.dts
+            copy = self._copies.get(index)
+            if copy is None:
+                continue
+            if until is not None and when is not None and when * packet.time_base > until:
+                keep.append((index, packet))
+                continue
+            packet.stream = copy
+            self.container.mux(packet)
+        self._held = keep
+
+    def _video_frame(self, picture: Picture) -> "av.VideoFrame":
+        """The encoder's frame for a picture: the planes' own av.VideoFrame when they were
+        allocated for it (no copy), else a copy; odd sizes padded by the edge pixels."""
+        stream = self.stream
+        if isinstance(picture, np.ndarray):
+            rgb = picture
+            pad = (stream.height - rgb.shape[0], stream.width - rgb.shape[1])
+            if any(pad):
+                rgb = np.pad(rgb, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
+            # OpenCV's conversion (BT.601, limited range; tagged so) costs 1.1 ms per 1080p
+            # frame where swscale takes 6.
+            i420 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+            return av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
+        owner = picture.owner
+        if (isinstance(owner, av.VideoFrame) and owner.format.name == stream.pix_fmt and picture.bits == self.bits
+                and (owner.width, owner.height) == (stream.width, stream.height) and _is_base(picture, owner)):
+            _pad_edges(picture, owner)
+            return owner
+        return self._copied_frame(picture)
+
+    def _copied_frame(self, picture: YUVPlanes) -> "av.VideoFrame":
+        target = YUVPlanes.empty(self.stream.width, self.stream.height, picture.colour, self.bits)
+        shift = picture.bits - self.bits
+        h, w = picture.shape
+        ch, cw = picture.u.shape
+        for dst, src in ((target.y[:h, :w], picture.y), (target.u[:ch, :cw], picture.u), (target.v[:ch, :cw], picture.v)):
+            dst[...] = ((src.astype(np.uint32) + (1 << (shift - 1))) >> shift).clip(0, (1 << self.bits) - 1) \
+                if shift > 0 else src
+        full = YUVPlanes(target.y[:h, :w], target.u[:ch, :cw], target.v[:ch, :cw], picture.colour, self.bits, target.owner)
+        _pad_edges(full, target.owner)
+        return target.owner
 
     def _rescale(self, frame: Frame) -> int:
         if frame.pts is None:
@@ -166,17 +292,71 @@ class VideoFileSink:
         return round(frame.pts * frame.time_base / self.time_base)
 
     def close(self, complete: bool = True) -> None:
-        """Flush the encoder and finish the file. When the run was stopped early, the
-        copied streams end with the video instead of running on to the input's end."""
+        """Flush the encoder and finish the file, then give it its final name (a stopped
+        run too, unless keep_incomplete_partial)."""
+        if self.container is None:
+            return
         try:
-            if self.stream is not None:
-                self.container.mux(self.stream.encode(None))  # flush delayed frames
-                end = None if complete or self._last_pts is None else float((self._last_pts + 1) * self.time_base)
-                self._mux_copied_until(end)
-        finally:
+            self.container.mux(self.stream.encode(None))  # the frames still inside the encoder
+            # A stopped run ends the copied streams with the video, not at the input's end.
+            end = None if complete or self._last_pts is None else float((self._last_pts + 1) * self.time_base)
+            self._mux_copied(until=end)
             self.container.close()
-            if self._source is not None:
-                self._source.close()
+        except Exception:
+            self._abandon()
+            raise
+        self.container = None
+        if self.frames == 0:
+            self._abandon()
+        elif self.target != self.path and (complete or not self.keep_incomplete_partial):
+            os.replace(self.target, self.path)
+
+    def _abandon(self) -> None:
+        """Close without finishing and remove the partial file (nothing usable in it)."""
+        if self.container is not None:
+            try:
+                self.container.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+            self.container = None
+        if self.target != self.path:
+            self.target.unlink(missing_ok=True)
+
+
+def _format_of(path: Path) -> str | None:
+    """The muxer for an output name (the partial name has the same extension)."""
+    return {".mkv": "matroska", ".mka": "matroska", ".webm": "webm"}.get(path.suffix.lower())
+
+
+def _encoder_options(codec: str, crf: int, preset: str) -> dict:
+    if codec in ("libx264", "libx265"):
+        return {"crf": str(crf), "preset": preset}
+    if codec == "libvpx-vp9":  # constant quality; "good" at speed 5 keeps up on a small CPU
+        return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "5", "row-mt": "1"}
+    if codec == "libsvtav1":
+        return {"crf": str(crf), "preset": "8"}
+    return {}
+
+
+def _is_base(picture: YUVPlanes, owner: "av.VideoFrame") -> bool:
+    """True when the planes start at the owner's plane buffers (views of them, not copies)."""
+    return all(p.__array_interface__["data"][0] == np.frombuffer(q, np.uint8).__array_interface__["data"][0]
+               for p, q in zip((picture.y, picture.u, picture.v), owner.planes))
+
+
+def _pad_edges(picture: YUVPlanes, owner: "av.VideoFrame") -> None:
+    """Fill the even-size padding of an odd-size picture with its edge pixels."""
+    h, w = picture.shape
+    dtype = np.uint8 if picture.bits == 8 else np.uint16
+    if (owner.width, owner.height) == (w, h):
+        return
+    from .frame import plane_view
+
+    y = plane_view(owner.planes[0], dtype)
+    if owner.width > w:
+        y[:h, w] = y[:h, w - 1]
+    if owner.height > h:
+        y[h, :] = y[h - 1, :]
 
 
 class ImageSink:
@@ -185,17 +365,24 @@ class ImageSink:
 
     def __init__(self, path: Path | None = None, root: Path | None = None, show_both: bool = False) -> None:
         self.path, self.root, self.show_both = path, root, show_both
-        check_output_path(path if path is not None else root / "x")
+        if path is not None:
+            check_output_path(path)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            if not os.access(root, os.W_OK | os.X_OK):
+                raise SinkError(f"{root}: output folder is not writable")
         self.frames = 0
 
     def write(self, frame: Frame) -> bool:
         target = self.path if self.path is not None else self.root / frame.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        image = side_by_side(frame) if self.show_both else frame.enhanced
+        image = side_by_side(frame.image, frame.enhanced) if self.show_both else as_rgb(frame.enhanced)
         ok, data = cv2.imencode(target.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise SinkError(f"{target}: cannot encode an image with suffix {target.suffix!r}")
-        data.tofile(str(target))
+        partial = partial_path(target)
+        data.tofile(str(partial))
+        os.replace(partial, target)
         self.frames += 1
         return True
 
@@ -224,8 +411,8 @@ class PreviewSink:
             self._opened = True
         now = time.monotonic()
         self._times = [t for t in self._times if now - t < 1.0] + [now]
-        image = side_by_side(frame) if self.show_both else frame.enhanced
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        image = side_by_side(frame.image, frame.enhanced) if self.show_both else as_rgb(frame.enhanced)
+        bgr = cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2BGR)
         text = f"{len(self._times):d} fps  latency {1000 * (now - frame.captured):.0f} ms"
         cv2.putText(bgr, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(bgr, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 1, cv2.LINE_AA)
@@ -242,3 +429,4 @@ class PreviewSink:
         if self._opened:
             cv2.destroyWindow(self.TITLE)
             cv2.waitKey(1)
+

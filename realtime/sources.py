@@ -1,14 +1,20 @@
 """Frame sources: video files (PyAV), live cameras and streams (OpenCV), images, a demo clip.
 
-A source is an iterable of :class:`Frame` plus a description of the stream. Sources
-check their input when constructed (so bad input fails before any thread starts) and
-release it in `close()`.
+A source is an iterable of :class:`Frame` plus a description of the stream
+(:class:`StreamInfo`). Sources check their input when constructed (so bad input fails
+before any thread starts) and release it in `close()`.
+
+Video files are read once, front to back, by one demuxer: the video stream is decoded
+to its planes, and the packets of the streams that are copied (audio, subtitles, cover
+art) ride along on the frames to the sink. So pipes, FIFOs and stdin work like files.
 """
 from __future__ import annotations
 
 import logging
 import os
 import platform
+import stat
+import sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,10 +25,15 @@ import av
 import cv2
 import numpy as np
 
+from .colour import ColourDescription, interpret
+from .frame import Frame, YUVPlanes, plane_view
+
 log = logging.getLogger("realtime")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "/dev/video")
+COPIED_TYPES = ("audio", "subtitle")
+STDIN = "-"
 
 
 class SourceError(RuntimeError):
@@ -30,41 +41,30 @@ class SourceError(RuntimeError):
 
 
 @dataclass
-class Frame:
-    """One frame on its way through the pipeline.
+class StreamInfo:
+    """What a sink needs to know of the video it is given.
 
-    image: (H, W, 3) uint8 RGB as captured; enhanced: the engine's output, once done.
-    pts / time_base: presentation time as in the input (None for images).
-    captured: time.monotonic() when the source produced it (live latency is measured from it).
-    """
+    colour/bits: the planes' description (None for RGB sources). copied: the input's
+    streams to copy unchanged (their packets arrive on the frames)."""
 
-    image: np.ndarray
-    index: int
-    pts: int | None = None
-    time_base: Fraction | None = None
-    captured: float = field(default_factory=time.monotonic)
-    enhanced: np.ndarray | None = None
-    enhanced_at: float = 0.0
-    name: str = ""  # relative output name, for image sources
-    rotation: int = 0  # display rotation (degrees counter-clockwise) the input asks players for
+    width: int
+    height: int
+    fps: float
+    time_base: Fraction | None
+    colour: ColourDescription | None = None
+    bits: int = 8
+    field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced
+    sample_aspect_ratio: Fraction | None = None
+    metadata: dict = field(default_factory=dict)  # the container's (title, creation time, ...)
+    stream_metadata: dict = field(default_factory=dict)
+    copied: list = field(default_factory=list)
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order > 1
 
 
-def _opened_container(path: Path) -> "av.container.InputContainer":
-    if not path.exists():
-        raise SourceError(f"{path}: no such file")
-    if path.is_dir():
-        raise SourceError(f"{path}: is a directory, not a video")
-    try:
-        container = av.open(str(path), mode="r")
-    except av.error.FFmpegError as exc:
-        if _mp4_without_index(path):
-            raise SourceError(f"{path}: truncated MP4/MOV: its index (the 'moov' box, written when a recording "
-                              "is finished) is missing, so no frame can be located") from None
-        raise SourceError(f"{path}: not a readable video ({exc.strerror or exc.__class__.__name__})") from None
-    if not container.streams.video:
-        container.close()
-        raise SourceError(f"{path}: has no video stream")
-    return container
+# --- video files ---------------------------------------------------------------------------
 
 
 def _mp4_without_index(path: Path) -> bool:
@@ -88,65 +88,273 @@ def _mp4_without_index(path: Path) -> bool:
     return bool(kinds) and kinds[0] == b"ftyp" and b"moov" not in kinds
 
 
+def _open_input(spec: str) -> "av.container.InputContainer":
+    """Open a file, FIFO, device or `-` (stdin) for reading, with one-line errors."""
+    if spec == STDIN:
+        target = "pipe:0"
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise SourceError(f"{spec}: no such file")
+        if path.is_dir():
+            raise SourceError(f"{spec}: is a directory, not a video")
+        target = spec
+    try:
+        return av.open(target, mode="r")
+    except av.error.FFmpegError as exc:
+        if spec != STDIN and Path(spec).is_file() and _mp4_without_index(Path(spec)):
+            raise SourceError(f"{spec}: truncated MP4/MOV: its index (the 'moov' box, written when a recording "
+                              "is finished) is missing, so no frame can be located") from None
+        raise SourceError(f"{spec}: not a readable video ({exc.strerror or exc.__class__.__name__})") from None
+
+
+def choose_video_stream(container: "av.container.InputContainer") -> "av.video.stream.VideoStream | None":
+    """The video stream a player shows: not cover art or a thumbnail; among the rest,
+    the default one, then the largest picture, then the longest."""
+    candidates = [s for s in container.streams.video
+                  if not (s.disposition & (av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails))]
+    if not candidates:
+        return None
+
+    def rank(s: "av.video.stream.VideoStream") -> tuple:
+        cc = s.codec_context
+        length = float(s.duration * s.time_base) if s.duration and s.time_base else 0.0
+        return (bool(s.disposition & av.stream.Disposition.default), cc.width * cc.height, s.frames, length)
+
+    return max(candidates, key=rank)
+
+
+def _is_pipe(spec: str) -> bool:
+    if spec == STDIN:
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(spec).st_mode)
+    except OSError:
+        return False
+
+
 class VideoFileSource:
-    """Decodes the first video stream of a file, every frame, with its timestamps."""
+    """Decodes a file's video stream to planes, every frame, with its timestamps.
+
+    Damaged packets are skipped and counted (`damage`), not fatal; `error` is set when
+    the file ends before it says it should (truncated) or nothing decodes.
+    """
 
     live = False
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.container = _opened_container(self.path)
-        self.stream = self.container.streams.video[0]
+    def __init__(self, spec: str | Path) -> None:
+        self.spec = str(spec)
+        self.label = "stdin" if self.spec == STDIN else self.spec
+        self.container = _open_input(self.spec)
+        self.stream = choose_video_stream(self.container)
+        if self.stream is None:
+            self.container.close()
+            raise SourceError(f"{self.label}: has no video stream")
         self.stream.thread_type = "AUTO"
         cc = self.stream.codec_context
+        if cc.width < 1 or cc.height < 1:
+            self.container.close()
+            raise SourceError(f"{self.label}: video stream has no picture size")
         self.width, self.height = cc.width, cc.height
         self.time_base = self.stream.time_base
         self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 30)
         self.frame_count = self.stream.frames or (
-            int(self.stream.duration * self.time_base * self.fps) if self.stream.duration else 0
-        )
-        if self.width < 1 or self.height < 1:
-            raise SourceError(f"{self.path}: video stream has no picture size")
-        self.error: str | None = None  # set when decoding stops early on bad data
+            int(self.stream.duration * self.time_base * self.fps) if self.stream.duration else 0)
+        if not self.frame_count and self.container.duration:
+            self.frame_count = int(self.container.duration / av.time_base * self.fps)
+        self.colour = interpret(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc,
+                                self.width, self.height, (cc.pix_fmt or "").startswith("yuvj"))
+        self.bits = _bits(cc.pix_fmt)
+        self.copied = [s for s in self.container.streams
+                       if s.type in COPIED_TYPES or (s.type == "video" and s is not self.stream
+                                                     and s.disposition & av.stream.Disposition.attached_pic)]
+        self.info = StreamInfo(self.width, self.height, self.fps, self.time_base, self.colour, self.bits,
+                               cc.field_order or 0, self.stream.sample_aspect_ratio,
+                               dict(self.container.metadata), dict(self.stream.metadata), self.copied)
+        self.pipe = _is_pipe(self.spec)
+        self.error: str | None = None
+        self.damage = Damage()
+        self._end = 0.0  # latest end time (s) of any packet demuxed
+        self._chroma: dict = {}
 
     def __iter__(self) -> Iterator[Frame]:
-        index, last = 0, 0.0
-        try:
-            for vf in self.container.decode(self.stream):
-                yield Frame(vf.to_ndarray(format="rgb24"), index, vf.pts, vf.time_base or self.time_base,
-                            rotation=vf.rotation)
-                index += 1
-                last = float(vf.time or 0.0)
-        except av.error.FFmpegError as exc:
-            # A corrupt file: keep what decoded, report the rest.
-            self.error = f"{self.path}: decoding stopped after {index} frames ({exc.strerror or exc})"
-        if self.error is None:
-            self.error = self._shortfall(index, last)
+        index, held, pending = 0, None, []
+        for vf in self._decoded(pending):
+            if held is not None:  # one frame is held back, so that trailing packets can ride on it
+                held.packets = pending[:]
+                pending.clear()
+                yield held
+            held = Frame(self._planes(vf), index, vf.pts, vf.time_base or self.time_base, rotation=vf.rotation)
+            index += 1
+        if held is not None:
+            held.packets = pending[:]
+            yield held
+        self.error = self._shortfall(index)
 
-    def _shortfall(self, decoded: int, last: float) -> str | None:
-        """A message when fewer frames decoded than the file announces (a truncated file
-        ends without a decoding error)."""
+    def _decoded(self, pending: list) -> Iterator["av.VideoFrame"]:
+        """Decoded video frames in presentation order; the copied streams' packets are
+        appended to `pending` as they are demuxed."""
+        for packet in self._packets():
+            index = packet.stream.index
+            if index == self.stream.index:
+                yield from self._decode(packet)
+            else:  # the index travels with it: the input (and its stream objects) may be closed by then
+                pending.append((index, packet))
+        yield from self._decode(None)  # the frames still inside the decoder
+
+    def _packets(self) -> Iterator["av.Packet"]:
+        """Every packet of the video stream and the copied ones, in file order. A damaged
+        stretch the demuxer cannot parse is skipped: demuxing resumes after it."""
+        streams = [self.stream, *self.copied]
+        failures = 0
+        while True:
+            try:
+                for packet in self.container.demux(*streams):
+                    if packet.dts is None and packet.pts is None:
+                        continue  # a demuxer flush packet
+                    failures = 0
+                    when = packet.pts if packet.pts is not None else packet.dts
+                    self._end = max(self._end, float((when + (packet.duration or 0)) * packet.time_base))
+                    yield packet
+                return
+            except av.error.EOFError:
+                return
+            except av.error.FFmpegError as exc:
+                failures += 1
+                self.damage.note_demux(self._end, exc)
+                if failures > 100:  # the demuxer makes no progress: the rest is unreadable
+                    self.error = f"{self.label}: unreadable after {self._end:.2f} s ({exc.strerror or exc})"
+                    return
+
+    def _decode(self, packet: "av.Packet | None") -> list:
+        """The frames a packet completes; a packet that does not decode is counted and
+        skipped (as ffmpeg does), so one damaged packet does not end the run."""
+        try:
+            frames = self.stream.codec_context.decode(packet)
+        except av.error.FFmpegError as exc:
+            if packet is None:  # a decoder that fails while flushing has nothing more to give
+                return []
+            self.damage.note_packet(packet, exc)
+            return []
+        for vf in frames:
+            if vf.is_corrupt:
+                self.damage.note_concealed(vf)
+        return frames
+
+    def _planes(self, vf: "av.VideoFrame") -> YUVPlanes:
+        """The decoded frame as 4:2:0 planes (views of the decoder's buffers where possible;
+        other layouts converted once by swscale, keeping the matrix and range)."""
+        name = vf.format.name
+        if name in ("yuv420p", "yuvj420p") or (name.startswith("yuv420p") and name.endswith("le")):
+            dtype = np.uint8 if self.bits == 8 else np.uint16
+            y, u, v = (plane_view(p, dtype) for p in vf.planes)
+            return YUVPlanes(y, u, v, self.colour, self.bits, vf)
+        if name in ("nv12", "nv21"):
+            y, uv = plane_view(vf.planes[0], np.uint8), plane_view(vf.planes[1], np.uint8)
+            u, v = (uv[:, 0::2], uv[:, 1::2]) if name == "nv12" else (uv[:, 1::2], uv[:, 0::2])
+            return YUVPlanes(y, u, v, self.colour, 8, vf)
+        if name.startswith("gray"):
+            y = plane_view(vf.planes[0], np.uint8 if self.bits == 8 else np.uint16)
+            return YUVPlanes(y, *self._neutral_chroma(vf.width, vf.height), self.colour, self.bits, vf)
+        target = "yuv420p" if self.bits == 8 else "yuv420p10le"
+        space = "ITU709" if self.colour.space == 1 else "BT2020" if self.colour.space in (9, 10) else "ITU601"
+        rng = "JPEG" if self.colour.full_range else "MPEG"
+        converted = vf.reformat(format=target, src_colorspace=space, dst_colorspace=space,
+                                src_color_range=rng, dst_color_range=rng)
+        y, u, v = (plane_view(p, np.uint8 if self.bits == 8 else np.uint16) for p in converted.planes)
+        return YUVPlanes(y, u, v, self.colour, self.bits, converted)
+
+    def _neutral_chroma(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (width, height)
+        if key not in self._chroma:
+            middle = 1 << (self.bits - 1)
+            plane = np.full(((height + 1) // 2, (width + 1) // 2), middle, np.uint8 if self.bits == 8 else np.uint16)
+            plane.setflags(write=False)
+            self._chroma = {key: (plane, plane)}
+        return self._chroma[key]
+
+    def _shortfall(self, decoded: int) -> str | None:
+        """A message when the input ended before its headers say it should (a truncated
+        file ends without an error), or when nothing decoded."""
+        if self.error:
+            return self.error
         if decoded == 0:
-            return f"{self.path}: no frame could be decoded"
-        if self.stream.frames and decoded < self.stream.frames:
-            return f"{self.path}: only {decoded} of {self.stream.frames} frames could be decoded (truncated?)"
-        # The video stream's own duration; the container's only when nothing else
-        # (a longer audio track) can make it longer than the video.
-        if self.stream.duration:
-            duration = float(self.stream.duration * self.time_base)
-            start = float((self.stream.start_time or 0) * self.time_base)
-        elif self.container.duration and len(self.container.streams) == 1:
+            return f"{self.label}: no frame could be decoded"
+        missing = self.damage.skipped
+        if self.stream.frames and decoded + missing < self.stream.frames - 1:
+            return (f"{self.label}: only {decoded} of {self.stream.frames} frames could be decoded "
+                    "(the file is truncated)")
+        if self.container.duration and not self.pipe:
             duration = self.container.duration / av.time_base
             start = (self.container.start_time or 0) / av.time_base
-        else:
-            return None
-        if duration and last - start < duration - 2.0 / self.fps - 0.25:
-            return (f"{self.path}: decoding stopped at {last - start:.2f} s of {duration:.2f} s "
-                    f"after {decoded} frames (truncated?)")
+            if self._end - start < duration - max(2.0 / self.fps, 0.25):
+                return (f"{self.label}: the file ends at {self._end - start:.2f} s of the {duration:.2f} s its header "
+                        f"announces, after {decoded} frames (truncated)")
         return None
 
     def close(self) -> None:
         self.container.close()
+
+
+def _bits(pix_fmt: str | None) -> int:
+    """Bits per sample the planes will have: 8, or the depth of a high-bit-depth format
+    (kept up to 16; the encoder may reduce it)."""
+    if not pix_fmt:
+        return 8
+    try:
+        depth = av.VideoFormat(pix_fmt).components[0].bits
+    except (ValueError, av.error.FFmpegError):
+        return 8
+    return 8 if depth <= 8 else (depth if pix_fmt.startswith(("yuv420p", "gray")) and pix_fmt.endswith("le") else 10)
+
+
+@dataclass
+class Damage:
+    """What a damaged input cost: packets that did not decode (their frames are missing),
+    frames the decoder concealed, stretches the demuxer skipped; and where."""
+
+    skipped: int = 0
+    concealed: int = 0
+    unparsed: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    def _at(self, seconds: float | None) -> None:
+        if seconds is not None:
+            self.first = seconds if self.first is None else min(self.first, seconds)
+            self.last = seconds if self.last is None else max(self.last, seconds)
+
+    def note_packet(self, packet: "av.Packet", exc: Exception) -> None:
+        self.skipped += 1
+        when = packet.pts if packet.pts is not None else packet.dts
+        self._at(float(when * packet.time_base) if when is not None and packet.time_base else None)
+        log.debug("damaged packet skipped: %s", exc)
+
+    def note_concealed(self, vf: "av.VideoFrame") -> None:
+        self.concealed += 1
+        self._at(vf.time)
+
+    def note_demux(self, seconds: float, exc: Exception) -> None:
+        self.unparsed += 1
+        self._at(seconds)
+        log.debug("damaged data skipped by the demuxer: %s", exc)
+
+    def __bool__(self) -> bool:
+        return bool(self.skipped or self.concealed or self.unparsed)
+
+    def describe(self, fps: float) -> str:
+        parts = []
+        if self.skipped:
+            parts.append(f"{self.skipped} undecodable packet(s) skipped (about {self.skipped / fps:.2f} s of video)")
+        if self.concealed:
+            parts.append(f"{self.concealed} frame(s) repaired by the decoder and kept")
+        if self.unparsed:
+            parts.append(f"{self.unparsed} unreadable stretch(es) skipped")
+        where = f" between {self.first:.2f} and {self.last:.2f} s" if self.first is not None else ""
+        return "damaged input: " + ", ".join(parts) + where
+
+
+# --- live cameras and streams ----------------------------------------------------------------
 
 
 def _camera_target(spec: str | int) -> str | int:
@@ -176,7 +384,7 @@ class CameraSource:
         else:
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(open_timeout * 1000)]
-            self.capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+            self.capture = _quietly(lambda: cv2.VideoCapture(target, cv2.CAP_FFMPEG, params))
         if not self.capture.isOpened():
             raise SourceError(f"camera {spec}: cannot be opened")
         if size:
@@ -193,6 +401,7 @@ class CameraSource:
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or fps or 30)
         self.frame_count = 0
         self.error: str | None = None
+        self.info = StreamInfo(self.width, self.height, self.fps, self.time_base)
         if size and (self.width, self.height) != tuple(size):
             log.warning("camera %s: asked for %dx%d, delivers %dx%d", spec, *size, self.width, self.height)
 
@@ -211,6 +420,41 @@ class CameraSource:
 
     def close(self) -> None:
         self.capture.release()
+
+
+def _quietly(open_capture):
+    """Run an OpenCV open with FFmpeg's and OpenCV's own warnings silenced: a failure is
+    reported by us, in one line."""
+    level = cv2.getLogLevel() if hasattr(cv2, "getLogLevel") else None
+    previous = os.environ.get("OPENCV_FFMPEG_LOGLEVEL")
+    try:
+        if level is not None:
+            cv2.setLogLevel(0)
+        with _stderr_silenced():
+            return open_capture()
+    finally:
+        if level is not None:
+            cv2.setLogLevel(level)
+        if previous is None:
+            os.environ.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+
+
+class _stderr_silenced:
+    """Redirect file descriptor 2 to /dev/null for a native call that prints on its own."""
+
+    def __enter__(self) -> None:
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+
+
+# --- images ------------------------------------------------------------------------------------
 
 
 def read_image(path: Path) -> np.ndarray | None:
@@ -249,6 +493,9 @@ class ImageSource:
         pass
 
 
+# --- the demo clip -------------------------------------------------------------------------------
+
+
 class DemoSource:
     """A synthetic low-light clip: FFmpeg's testsrc2 pattern (through PyAV's lavfi),
     darkened with a gamma curve and given shot and read noise like a small sensor."""
@@ -264,6 +511,7 @@ class DemoSource:
         self.spec = f"testsrc2=size={self.width}x{self.height}:rate={fps}:duration={seconds}"
         self.rng = np.random.default_rng(seed)
         self.error: str | None = None
+        self.info = StreamInfo(self.width, self.height, self.fps, self.time_base)
 
     def __iter__(self) -> Iterator[Frame]:
         with av.open(self.spec, format="lavfi") as container:

@@ -12,7 +12,7 @@ from conftest import audio_packets, make_clip, video_indices, video_means, video
 from realtime import Enhancer
 from realtime.pipeline import FrameQueue, Pipeline
 from realtime.sinks import VideoFileSink
-from realtime.sources import Frame, VideoFileSource
+from realtime.sources import Frame, StreamInfo, VideoFileSource
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,7 @@ def enhancer():
 
 def run_file(src, dst, enhance, queue_size=2):
     source = VideoFileSource(src)
-    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base,
-                         preset="ultrafast", crf=10, copy_from=src)
+    sink = VideoFileSink(dst, source.info, preset="ultrafast", crf=10)
     return Pipeline(source, enhance, [sink], queue_size).run()
 
 
@@ -60,7 +59,7 @@ def test_odd_sizes_are_encoded(tmp_path, enhancer):
             pass
 
     dst = tmp_path / "odd_out.mp4"
-    sink = VideoFileSink(dst, 33, 19, 24, Fraction(1, 24), preset="ultrafast")
+    sink = VideoFileSink(dst, StreamInfo(33, 19, 24, Fraction(1, 24)), preset="ultrafast")
     stats = Pipeline(OddSource(), enhancer, [sink]).run()
     assert stats.written == 5 and len(video_times(dst)) == 5
 
@@ -170,8 +169,7 @@ def test_stop_drains_what_was_captured_and_flushes(tmp_path, enhancer):
     make_clip(src, frames=120, audio=True)
     source = VideoFileSource(src)
     dst = tmp_path / "stopped.mp4"
-    sink = VideoFileSink(dst, source.width, source.height, source.fps, source.time_base, preset="ultrafast",
-                         copy_from=src)
+    sink = VideoFileSink(dst, source.info, preset="ultrafast")
 
     def slow(image):
         time.sleep(0.01)

@@ -43,9 +43,9 @@ def test_training_runs_logs_plots_and_resumes(tmp_path):
     assert all(np.isfinite(float(r[k])) for r in rows for k in ("total", "spa", "exp", "col", "tv"))
     for name in ("total", "spa", "exp", "col", "tv"):
         assert (out / f"loss_{name}.png").stat().st_size > 1000
-    net = load_checkpoint(out / "model.pt")
+    net = load_checkpoint(out / "model.safetensors")
     assert (net.config.width, net.config.long_side) == (4, 16)
-    assert load_checkpoint(out / "best.pt").config == net.config
+    assert load_checkpoint(out / "best.safetensors").config == net.config
 
     result = run(*common, "--steps", "6", "--resume")
     assert "resumed at step 4" in result.stdout

@@ -5,9 +5,9 @@
 Reads every image in --data into memory, trains on random resized crops with flips,
 logs each loss per step to losses.csv (and a loss-curve PNG per loss at the end),
 validates on paired images (--val, PSNR/SSIM against the references) and writes:
-    last.pt   resumable state (model, optimizer, step, RNG); --resume continues from it
-    model.pt  the final model, a self-describing checkpoint (config inside)
-    best.pt   the model with the best validation PSNR, when --val is given
+    last.pt             resumable state (model, optimizer, step, RNG); --resume continues from it
+    model.safetensors   the final model, a self-describing checkpoint (config inside)
+    best.safetensors    the model with the best validation PSNR, when --val is given
 Every option is a field of TrainConfig below; the resolved config is printed first.
 """
 from __future__ import annotations
@@ -255,17 +255,17 @@ def main(argv: list[str]) -> None:
                 tqdm.write(f"step {step}: val PSNR {p:.2f} dB, SSIM {s:.3f}")
                 if p > best:
                     best = p
-                    save_checkpoint(out / "best.pt", net, step=step, val_psnr=p, val_ssim=s, **meta)
+                    save_checkpoint(out / "best.safetensors", net, step=step, val_psnr=p, val_ssim=s, **meta)
             net.train()
             log_file.flush()
             save_state()
     bar.close()
     log_file.close()
     net.eval()
-    save_checkpoint(out / "model.pt", net, step=step, **meta)
+    save_checkpoint(out / "model.safetensors", net, step=step, **meta)
     plot_losses(csv_path, out)
-    print(f"done: {step} steps in {time.perf_counter() - start:.0f} s; wrote {out}/model.pt"
-          + (f", best val PSNR {best:.2f} dB in best.pt" if pairs else ""))
+    print(f"done: {step} steps in {time.perf_counter() - start:.0f} s; wrote {out}/model.safetensors"
+          + (f", best val PSNR {best:.2f} dB in best.safetensors" if pairs else ""))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
-"""Backends run the per-frame computation: downscale -> DCE-Net -> upsample -> curves.
+"""Backends run the DCE-Net: a small copy of the frame in, low-resolution curve maps out.
 
-Every backend takes an H×W×3 uint8 RGB frame and returns a new H×W×3 uint8 frame
-(`enhance`), or the low-resolution curve maps (`curves`). `select_backend` picks one.
+`maps(small)` takes (h, w, 3) float32 R'G'B' in [0, 1] and returns (h, w, C) float32 α in
+[-1, 1]. A backend that can also run the whole per-frame computation on its device
+(the GPU ones, for RGB frames) offers `enhance_rgb(frame, out)`. `select_backend` picks one.
 """
 from __future__ import annotations
 
+import ctypes.util
 import logging
+import os
+import sys
 from typing import Protocol
 
 import numpy as np
 
-from ..model import DCENet
+from ..checkpoint import Checkpoint
 
 log = logging.getLogger("realtime")
 
@@ -24,17 +28,22 @@ class BackendUnavailable(RuntimeError):
 class Backend(Protocol):
     name: str
 
-    def curves(self, frame: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 -> low-resolution α maps, (h, w, C) float32 in [-1, 1]."""
-
-    def enhance(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """(H, W, 3) uint8 C-contiguous -> (H, W, 3) uint8 (written into `out` if given)."""
+    def maps(self, small: np.ndarray) -> np.ndarray:
+        """(h, w, 3) float32 in [0, 1] -> α maps, (h, w, C) float32 in [-1, 1]."""
 
     def close(self) -> None:
         """Release threads and device memory."""
 
 
-def select_backend(name: str, net: DCENet) -> Backend:
+def nvidia_driver() -> bool:
+    """Whether an NVIDIA driver is installed: without one no CUDA backend can run, and
+    the CPU path does not import PyTorch (~1 s, ~200 MB) only to find that out."""
+    if sys.platform.startswith("linux") and os.path.exists("/proc/driver/nvidia/version"):
+        return True
+    return ctypes.util.find_library("nvcuda" if sys.platform == "win32" else "cuda") is not None
+
+
+def select_backend(name: str, checkpoint: Checkpoint) -> Backend:
     """The backend called `name`, or for "auto" the first that runs here of
     tensorrt, cuda, cpu. Raises BackendUnavailable when a named backend cannot run."""
     if name not in BACKENDS:
@@ -42,19 +51,25 @@ def select_backend(name: str, net: DCENet) -> Backend:
     from .cpu import CPUBackend
 
     if name == "cpu":
-        return CPUBackend(net)
+        return CPUBackend(checkpoint)
+    if not nvidia_driver():
+        why = "no CUDA device (no NVIDIA driver found)"
+        if name == "auto":
+            log.info("backend cpu (auto; %s)", why)
+            return CPUBackend(checkpoint)
+        raise BackendUnavailable(f"{name}: {why}")
     from . import gpu
 
     if name == "auto":
         reasons = []
         for candidate in ("tensorrt", "cuda"):
             try:
-                backend = gpu.create(candidate, net)
+                backend = gpu.create(candidate, checkpoint)
             except BackendUnavailable as why:
                 reasons.append(str(why))
                 continue
             log.info("backend %s (auto: the fastest that runs here)", candidate)
             return backend
         log.info("backend cpu (auto; %s)", "; ".join(reasons))
-        return CPUBackend(net)
-    return gpu.create(name, net)
+        return CPUBackend(checkpoint)
+    return gpu.create(name, checkpoint)

@@ -1,9 +1,10 @@
 """GPU backends: `cuda` (PyTorch on CUDA, fp16 net) and `tensorrt` (torch-tensorrt, dynamo path).
 
-Both run :class:`FrameProgram`, the whole per-frame computation as PyTorch ops:
-uint8 frame -> area downscale -> DCE-Net -> bilinear upsample of the maps -> curve
-lookup -> uint8 frame. Frames cross to the GPU once, from a pinned host buffer, on a
-stream of their own.
+For RGB frames both run :class:`FrameProgram`, the whole per-frame computation as
+PyTorch ops: uint8 frame -> area downscale -> DCE-Net -> bilinear upsample of the maps
+-> curve lookup -> uint8 frame. Frames cross to the GPU once, from a pinned host
+buffer, on a stream of their own. For video planes (and any call with a strength other
+than 1) they estimate the maps (`maps`) and the CPU pass applies them.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import Checkpoint
 from ..curves import build_lut
-from ..model import DCENet, apply_curves, denoise_dark, resize_input, weights_digest
+from ..model import DCENet, apply_curves, denoise_dark, from_checkpoint
 from . import BackendUnavailable
 
 log = logging.getLogger("realtime")
@@ -90,10 +92,10 @@ def cache_dir() -> Path:
     return base / "realtime-enhance"
 
 
-def engine_cache_key(net: DCENet, precision: str, shape_range: tuple[int, int, int], gpu: str,
+def engine_cache_key(checkpoint: Checkpoint, precision: str, shape_range: tuple[int, int, int], gpu: str,
                      tensorrt_version: str, torch_tensorrt_version: str) -> str:
     """A file name that changes whenever anything the compiled engine depends on changes."""
-    fields = {"weights": weights_digest(net), "precision": precision, "shapes": list(shape_range),
+    fields = {"weights": checkpoint.digest(), "precision": precision, "shapes": list(shape_range),
               "gpu": gpu, "tensorrt": tensorrt_version, "torch_tensorrt": torch_tensorrt_version,
               "torch": torch.__version__}
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
@@ -108,10 +110,10 @@ class CUDABackend:
 
     name = "cuda"
 
-    def __init__(self, net: DCENet, program: torch.nn.Module | None = None) -> None:
+    def __init__(self, checkpoint: Checkpoint, program: torch.nn.Module | None = None) -> None:
         self.device = torch.device("cuda")
-        self.config = net.config
-        half = FrameProgram(net, torch.float16)
+        self.config = checkpoint.config
+        half = FrameProgram(from_checkpoint(checkpoint), torch.float16)
         half.net = half.net.to(memory_format=torch.channels_last).half()
         self.eager = half.to(self.device).eval()  # also serves curves()
         self.program = program or self.eager
@@ -138,7 +140,8 @@ class CUDABackend:
         self.stream.synchronize()
         return host_out
 
-    def enhance(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def enhance_rgb(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The whole per-frame computation on the GPU: (H, W, 3) uint8 -> (H, W, 3) uint8."""
         result = self._run(frame).numpy()
         if out is None:
             return result.copy()
@@ -146,23 +149,23 @@ class CUDABackend:
         return out
 
     @torch.inference_mode()
-    def curves(self, frame: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(frame).to(self.device).permute(2, 0, 1)[None].float() / 255
-        small = resize_input(x, self.config.estimation_size(*frame.shape[:2]), self.config)
-        return self.eager.net(small.half().contiguous(memory_format=torch.channels_last))[0].float() \
+    def maps(self, small: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32)).to(self.device).permute(2, 0, 1)[None]
+        return self.eager.net(x.half().contiguous(memory_format=torch.channels_last))[0].float() \
             .permute(1, 2, 0).cpu().numpy()
 
     def close(self) -> None:
         self._buffers.clear()
 
 
-def _compile_tensorrt(net: DCENet):
+def _compile_tensorrt(checkpoint: Checkpoint):
     """Load the cached TensorRT program for this net and GPU, or compile and cache it."""
     import tensorrt
     import torch_tensorrt
 
     gpu = torch.cuda.get_device_name(0)
-    key = engine_cache_key(net, "fp16", (TRT_MIN, TRT_OPT, TRT_MAX), gpu, tensorrt.__version__, torch_tensorrt.__version__)
+    net = from_checkpoint(checkpoint)
+    key = engine_cache_key(checkpoint, "fp16", (TRT_MIN, TRT_OPT, TRT_MAX), gpu, tensorrt.__version__, torch_tensorrt.__version__)
     path = cache_dir() / key
     if path.exists():
         log.info("tensorrt: cached engine %s", path)
@@ -188,14 +191,14 @@ class TensorRTBackend(CUDABackend):
 
     name = "tensorrt"
 
-    def __init__(self, net: DCENet) -> None:
-        super().__init__(net, program=_compile_tensorrt(net))
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(checkpoint, program=_compile_tensorrt(checkpoint))
 
-    def enhance(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def enhance_rgb(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         height, width = frame.shape[:2]
         if not (TRT_MIN <= height <= TRT_MAX and TRT_MIN <= width <= TRT_MAX):
             raise ValueError(f"tensorrt backend: frames from {TRT_MIN} to {TRT_MAX} pixels a side, got {width}x{height}")
-        return super().enhance(frame, out)
+        return super().enhance_rgb(frame, out)
 
 
 def availability(name: str) -> str | None:
@@ -212,12 +215,12 @@ def availability(name: str) -> str | None:
     return None
 
 
-def create(name: str, net: DCENet):
+def create(name: str, checkpoint: Checkpoint):
     why = availability(name)
     if why:
         raise BackendUnavailable(why)
     try:
-        return TensorRTBackend(net) if name == "tensorrt" else CUDABackend(net)
+        return TensorRTBackend(checkpoint) if name == "tensorrt" else CUDABackend(checkpoint)
     except BackendUnavailable:
         raise
     except Exception as exc:  # a failed compile or CUDA error: say so, let auto fall back

@@ -1,0 +1,101 @@
+"""What flows through the pipeline: :class:`Frame`, whose picture is either an RGB array
+(images, cameras, the Python API) or :class:`YUVPlanes` (video files, as decoded).
+
+Video stays in the decoder's planes from decoding to encoding: no full-frame RGB image is
+made, colours are not converted twice, and the colour description travels with them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Union
+
+import av
+import numpy as np
+
+from .colour import ColourDescription, to_uint8_rgb, yuv_to_rgb
+
+
+@dataclass
+class YUVPlanes:
+    """A 4:2:0 picture as its planes: y (H, W), u and v (ceil(H/2), ceil(W/2)); uint8 codes
+    for 8 bits, uint16 codes below 2**bits for 9 to 16 bits. Planes may be views with
+    padded rows (a decoder's buffers); `owner` keeps what holds their memory alive."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    colour: ColourDescription
+    bits: int = 8
+    owner: object = field(default=None, repr=False)
+
+    @property
+    def height(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.y.shape[1]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y.shape
+
+    @property
+    def pix_fmt(self) -> str:
+        """The planar FFmpeg pixel format these planes are in (little-endian)."""
+        return "yuv420p" if self.bits == 8 else f"yuv420p{self.bits}le"
+
+    @classmethod
+    def empty(cls, width: int, height: int, colour: ColourDescription, bits: int = 8) -> "YUVPlanes":
+        """Uninitialised planes, allocated inside an av.VideoFrame of even size (the rows
+        and column beyond an odd size are the encoder's padding), so that a sink can encode
+        them without a copy."""
+        owner = av.VideoFrame(width + width % 2, height + height % 2, "yuv420p" if bits == 8 else f"yuv420p{bits}le")
+        y, u, v = (plane_view(p, np.uint8 if bits == 8 else np.uint16) for p in owner.planes)
+        cw, ch = (width + 1) // 2, (height + 1) // 2
+        return cls(y[:height, :width], u[:ch, :cw], v[:ch, :cw], colour, bits, owner)
+
+    def to_rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 R'G'B' as a player shows it (each 2x2 block's chroma for its pixels)."""
+        return to_uint8_rgb(yuv_to_rgb(self.y, self.u, self.v, self.colour, self.bits))
+
+
+def plane_view(plane: "av.video.plane.VideoPlane", dtype: type) -> np.ndarray:
+    """A (height, width) NumPy view of a VideoPlane's buffer (rows may be padded)."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // itemsize)
+    return rows[:, : plane.width]
+
+
+Picture = Union[np.ndarray, YUVPlanes]
+
+
+@dataclass
+class Frame:
+    """One frame on its way through the pipeline.
+
+    image: the picture as captured, (H, W, 3) uint8 RGB or YUVPlanes; enhanced: the engine's
+    output, of the same kind, once done.
+    pts / time_base: presentation time as in the input (None for images).
+    captured: time.monotonic() when the source produced it (live latency is measured from it).
+    packets: (input stream index, packet) of the other streams (audio, subtitles) demuxed
+    before this frame, which a file sink copies unchanged.
+    """
+
+    image: Picture
+    index: int
+    pts: int | None = None
+    time_base: Fraction | None = None
+    captured: float = field(default_factory=time.monotonic)
+    enhanced: Picture | None = None
+    enhanced_at: float = 0.0
+    name: str = ""  # relative output name, for image sources
+    rotation: int = 0  # display rotation (degrees counter-clockwise) the input asks players for
+    packets: list = field(default_factory=list)
+
+
+def as_rgb(picture: Picture) -> np.ndarray:
+    """A picture as (H, W, 3) uint8 RGB, for windows, JPEG and images."""
+    return picture.to_rgb() if isinstance(picture, YUVPlanes) else picture
