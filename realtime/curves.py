@@ -207,20 +207,6 @@ def _rgb_rows(src, dst, maps, y0, y1, yw, full, last, below, r0, r1):  # pragma:
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _luma_detail(y, r, ys, out):  # pragma: no cover - numba
-    """out[x] = (3x3 mean of luma codes around (r, x) - y[r, x]) / ys, edges replicated."""
-    height, width = y.shape
-    up, mid, down = y[max(r - 1, 0)], y[r], y[min(r + 1, height - 1)]
-    vs = np.empty(width + 2, np.float32)
-    for x in range(width):
-        vs[x + 1] = np.float32(up[x]) + np.float32(mid[x]) + np.float32(down[x])
-    vs[0], vs[width + 1] = vs[1], vs[width]
-    scale = np.float32(1.0) / ys
-    for x in range(width):
-        out[x] = ((vs[x] + vs[x + 1] + vs[x + 2]) * np.float32(1.0 / 9.0) - np.float32(mid[x])) * scale
-
-
-@numba.njit(nogil=True, cache=True, fastmath=True)
 def _code(value, scale, offset, maxv):  # pragma: no cover - numba
     return min(max(np.floor(value * scale + offset + np.float32(0.5)), np.float32(0.0)), maxv)
 
@@ -236,6 +222,32 @@ def _chroma_terms(urow, vrow, co, inv_cs, cr_v, cg_u, cg_v, cb_u, pb, pr, off): 
         off[0, x] = cr_v * r
         off[1, x] = -(cg_u * b + cg_v * r)
         off[2, x] = cb_u * b
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _decoded_row(y, u, v, yy, coef, levels, pb, pr, off, rgb):  # pragma: no cover - numba
+    """rgb (3, W): luma row yy as a decoder delivers it: R'G'B' levels 0..`levels`
+    (integers, in float32), clipped to the cube."""
+    yo, ys, co, cs = coef[0], coef[1], coef[2], coef[3]
+    _chroma_terms(u[yy >> 1], v[yy >> 1], co, np.float32(1.0) / cs, coef[7], coef[8], coef[9], coef[10], pb, pr, off)
+    row, inv_ys = y[yy], np.float32(1.0) / ys
+    for c in range(3):
+        o, dst = off[c], rgb[c]
+        for x in range(row.shape[0]):
+            value = min(max((np.float32(row[x]) - yo) * inv_ys + o[x], np.float32(0.0)), np.float32(1.0))
+            dst[x] = np.floor(value * levels + np.float32(0.5))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _box_mean(up, mid, down, out):  # pragma: no cover - numba
+    """out = 3x3 mean of three rows (edge columns replicated)."""
+    width = out.shape[0]
+    vs = np.empty(width + 2, np.float32)
+    for x in range(width):
+        vs[x + 1] = up[x] + mid[x] + down[x]
+    vs[0], vs[width + 1] = vs[1], vs[width]
+    for x in range(width):
+        out[x] = (vs[x] + vs[x + 1] + vs[x + 2]) * np.float32(1.0 / 9.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
@@ -260,9 +272,16 @@ def _block_chroma(out, rows, kr, kg, kb, cr_v, cb_u, cs, co, maxv, sums, uo, vo)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, maxv, full, last, below, r0, r1):  # pragma: no cover
+def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full, last, below, r0, r1):  # noqa: E501
     """Rows r0..r1 (r0 even) of 4:2:0 planes through the curves. maps: (h, 3, sets, W)
-    row-upsampled α, so that each channel's rows are contiguous."""
+    row-upsampled α, so that each channel's rows are contiguous. coef / coef_out: the
+    input's and the output's colour coefficients (ColourDescription.coefficients).
+
+    Each channel value is decoded as a decoder would deliver it: clipped to the R'G'B'
+    cube and rounded to `maxv` levels (255 for 8-bit input, 1023 for 10-bit). The dark
+    denoise and the curve see that value, with the RGB path's integer arithmetic, so both
+    paths compute the same curves; only the curve's change is added to the unrounded
+    value, so codes outside the cube pass through and α = 0 changes nothing."""
     height, width = y.shape
     yo, ys, co, cs, kr, kg, kb, cr_v, cg_u, cg_v, cb_u = (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5],
                                                          coef[6], coef[7], coef[8], coef[9], coef[10])
@@ -272,38 +291,53 @@ def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, maxv, full, last, bel
     off = np.empty((3, width), np.float32)  # each channel's chroma term, per luma column
     out = np.zeros((2, 3, width), np.float32)  # enhanced R'G'B' of the row pair
     sums = np.empty((3, width + 1), np.float32)
-    detail = np.zeros(width, np.float32)
     luma = np.empty(width, np.float32)
-    clipped = np.empty(width, np.float32)
     curved = np.empty(width, np.float32)
+    mean = np.empty(width, np.float32)
     a = np.empty(width, np.float32)
-    fb = np.float32(below) / np.float32(255.0)
+    # For the dark denoise: decoded rows around the pair (a ring of 4, each row decoded once).
+    ring = np.empty((4, 3, width), np.float32)
+    ring_row = np.full(4, -1, np.int64)
+    scratch = np.empty((3, width), np.float32)
+    levels, inv_levels = maxv, np.float32(1.0) / maxv
+    fb = np.float32(below) * maxv / np.float32(255.0)  # the threshold in this depth's levels
     gain = np.float32(1.0) / fb if below else np.float32(0.0)
+    oyo, oys, oco, ocs, okr, okg, okb, ocr_v, ocb_u = (coef_out[0], coef_out[1], coef_out[2], coef_out[3],
+                                                       coef_out[4], coef_out[5], coef_out[6], coef_out[7], coef_out[10])
     for r in range(r0, r1, 2):
-        _chroma_terms(u[r // 2], v[r // 2], co, inv_cs, cr_v, cg_u, cg_v, cb_u, pb, pr, off)
         rows = min(2, height - r)
+        if below:
+            for yy in range(r - 1, r + 3):
+                row = min(max(yy, 0), height - 1)
+                if ring_row[row % 4] != row:
+                    _decoded_row(y, u, v, row, coef, levels, pb, pr, scratch, ring[row % 4])
+                    ring_row[row % 4] = row
+        _chroma_terms(u[r // 2], v[r // 2], co, inv_cs, cr_v, cg_u, cg_v, cb_u, pb, pr, off)
         for k in range(rows):
             yy = r + k
-            if below:
-                _luma_detail(y, yy, ys, detail)
             yrow, orow, w = y[yy], oy[yy], yw[yy]
             for x in range(width):
                 luma[x] = (np.float32(yrow[x]) - yo) * inv_ys
             la, lb = maps[y0[yy]], maps[y1[yy]]
             for c in range(3):
                 o, s = off[c], out[k, c]
+                if below:
+                    _box_mean(ring[max(yy - 1, 0) % 4, c], ring[yy % 4, c], ring[min(yy + 1, height - 1) % 4, c],
+                              mean)
                 for x in range(width):
-                    t = luma[x] + o[x]
-                    t = t + max(fb - t, np.float32(0.0)) * gain * detail[x]  # dark denoise (gain 0: off)
-                    s[x] = t
-                    clipped[x] = min(max(t, np.float32(0.0)), np.float32(1.0))
-                    curved[x] = clipped[x]
+                    value = luma[x] + o[x]
+                    t = np.floor(min(max(value, np.float32(0.0)), np.float32(1.0)) * levels + np.float32(0.5))
+                    s[x] = value - t * inv_levels  # what the decoded level leaves out, added back unchanged
+                    if below:  # towards the rounded 3x3 mean, fully at black, not from `below` up
+                        m = np.floor(mean[x] + np.float32(0.5))
+                        t = t + np.floor(max(fb - t, np.float32(0.0)) * gain * (m - t) + np.float32(0.5))
+                    curved[x] = t * inv_levels
                 _iterate(curved, a, la[c], lb[c], w, full, last)
-                for x in range(width):  # only the curve's change: values outside [0, 1] pass through
-                    s[x] += curved[x] - clipped[x]
+                for x in range(width):
+                    s[x] += curved[x]
             for x in range(width):
-                orow[x] = _code(kr * out[k, 0, x] + kg * out[k, 1, x] + kb * out[k, 2, x], ys, yo, maxv)
-        _block_chroma(out, rows, kr, kg, kb, cr_v, cb_u, cs, co, maxv, sums, ou[r // 2], ov[r // 2])
+                orow[x] = _code(okr * out[k, 0, x] + okg * out[k, 1, x] + okb * out[k, 2, x], oys, oyo, maxv)
+        _block_chroma(out, rows, okr, okg, okb, ocr_v, ocb_u, ocs, oco, maxv, sums, ou[r // 2], ov[r // 2])
 
 
 # --- the applier ------------------------------------------------------------------------
@@ -360,12 +394,13 @@ class CurveApplier:
         _rgb_rows(frame, out, state.maps, t.i0, t.i1, t.w, s.full, np.float32(s.last), self.denoise_below, r0, r1)
 
     def apply_planes_band(self, planes, out, state: PassState, r0: int, r1: int) -> None:
-        """Rows r0..r1 (r0 even) of `out` from `planes` (both YUVPlanes of one size and depth)."""
+        """Rows r0..r1 (r0 even) of `out` from `planes` (YUVPlanes of one size and depth;
+        `out` may have another colour description: the result is converted into it)."""
         t, s = state.rows, state.schedule
-        coef = planes.colour.coefficients(planes.bits)
+        coef, coef_out = planes.colour.coefficients(planes.bits), out.colour.coefficients(out.bits)
         maxv = np.float32((1 << planes.bits) - 1)
-        _yuv_rows(planes.y, planes.u, planes.v, out.y, out.u, out.v, state.maps, t.i0, t.i1, t.w, coef, maxv,
-                  s.full, np.float32(s.last), self.denoise_below, r0, r1)
+        _yuv_rows(planes.y, planes.u, planes.v, out.y, out.u, out.v, state.maps, t.i0, t.i1, t.w, coef, coef_out,
+                  maxv, s.full, np.float32(s.last), self.denoise_below, r0, r1)
 
     def apply(self, frame: np.ndarray, maps: np.ndarray, out: np.ndarray | None = None,
               strength: float = 1.0) -> np.ndarray:
@@ -375,3 +410,15 @@ class CurveApplier:
         self.apply_band(frame, out, self.prepare(maps, height, width, strength), 0, height)
         return out
 
+
+
+def convert_planes(planes, colour):
+    """Planes in another colour description (matrix and range; same size and depth): the
+    same pixels, decoded with their own description and encoded with `colour`."""
+    from .frame import YUVPlanes
+
+    out = YUVPlanes.empty(planes.width, planes.height, colour, planes.bits)
+    applier = CurveApplier(1, True)
+    state = applier.prepare(np.zeros((1, 1, 3), np.float32), planes.height, planes.width, strength=0.0, planar=True)
+    applier.apply_planes_band(planes, out, state, 0, planes.height)
+    return out

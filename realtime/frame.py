@@ -62,11 +62,12 @@ class YUVPlanes:
         return to_uint8_rgb(yuv_to_rgb(self.y, self.u, self.v, self.colour, self.bits))
 
 
-def plane_view(plane: "av.video.plane.VideoPlane", dtype: type) -> np.ndarray:
-    """A (height, width) NumPy view of a VideoPlane's buffer (rows may be padded)."""
+def plane_view(plane: "av.video.plane.VideoPlane", dtype: type, columns: int | None = None) -> np.ndarray:
+    """A (height, columns) NumPy view of a VideoPlane's buffer (rows may be padded);
+    columns defaults to the plane's width in samples (give 2x that for interleaved UV)."""
     itemsize = np.dtype(dtype).itemsize
     rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // itemsize)
-    return rows[:, : plane.width]
+    return rows[:, : columns or plane.width]
 
 
 Picture = Union[np.ndarray, YUVPlanes]

@@ -17,8 +17,9 @@ import av
 import cv2
 import numpy as np
 
-from .colour import SPACE_SMPTE170M, ColourDescription
-from .frame import Frame, Picture, YUVPlanes, as_rgb
+from .colour import RANGE_UNSPECIFIED, SPACE_SMPTE170M, UNSPECIFIED, ColourDescription, interpret
+from .curves import convert_planes
+from .frame import Frame, Picture, YUVPlanes, as_rgb, plane_view
 from .sources import StreamInfo
 
 log = logging.getLogger("realtime")
@@ -27,6 +28,9 @@ log = logging.getLogger("realtime")
 DEFAULT_CODECS = {".webm": "libvpx-vp9", ".ogv": "libtheora"}
 DEFAULT_CODEC = "libx264"
 CRF_CODECS = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (0, 63)}
+#: Encoders with a fixed quantiser instead of a CRF: --crf N sets q = N / 6 (18 -> 3), not
+#: FFmpeg's default of 200 kb/s, which smears a 720p picture.
+QSCALE_CODECS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4v2", "msmpeg4", "h263p", "flv"}
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
 #: Containers that keep no presentation timestamps: B-frames would play out of order.
@@ -36,6 +40,9 @@ NO_REORDER = {".avi", ".flv"}
 CLUSTER_MS = 1000
 #: The colour description of RGB sources' output: OpenCV's RGB->I420 conversion is BT.601, limited range.
 OPENCV_I420 = ColourDescription(space=SPACE_SMPTE170M, full_range=False, primaries=1, transfer=1)
+#: Where the colour description survives: in the codec's own bitstream, or in the container.
+CODECS_WITH_COLOUR = {"h264", "hevc", "vp9", "av1", "mpeg2video", "prores", "dnxhd", "vvc"}
+CONTAINERS_WITH_COLOUR = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".mts", ".m2ts"}
 
 
 class SinkError(RuntimeError):
@@ -158,7 +165,7 @@ class VideoFileSink:
         if width % 2 or height % 2:
             log.warning("%s: odd frame size %dx%d padded to %dx%d for 4:2:0", self.path, width, height,
                         stream.width, stream.height)
-        self.colour = info.colour or OPENCV_I420
+        self.colour = self._output_colour(stream.codec_context.codec.name, info.colour or OPENCV_I420)
         self.bits = info.bits if info.colour else 8
         stream.pix_fmt = self._pixel_format(stream)
         cc = stream.codec_context
@@ -171,6 +178,9 @@ class VideoFileSink:
             cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
         if self.path.suffix.lower() in NO_REORDER:
             cc.max_b_frames = 0
+        if codec in QSCALE_CODECS:  # a fixed quantiser: rate control may only pick q
+            cc.qmin = cc.qmax = min(31, max(1, round(crf / 6)))
+            cc.bit_rate = 1_000_000_000
         self.time_base = info.time_base or Fraction(1, max(1, round(info.fps or 30)))
         cc.time_base = stream.time_base = self.time_base
         if threads:
@@ -179,6 +189,21 @@ class VideoFileSink:
         stream.metadata.update(info.stream_metadata)
         self.container.metadata.update(info.metadata)
         return stream
+
+    def _output_colour(self, codec: str, colour: ColourDescription) -> ColourDescription:
+        """The input's description, where the output can say it; otherwise what players will
+        assume for it (the planes are converted to that, so colours still come out right)."""
+        if codec == "mjpeg":  # JPEG is BT.601, full range, whatever the tags say
+            target = ColourDescription(5, True, colour.primaries, colour.transfer)
+        elif codec in CODECS_WITH_COLOUR or self.path.suffix.lower() in CONTAINERS_WITH_COLOUR:
+            return colour
+        else:
+            width, height = self.size()
+            target = interpret(UNSPECIFIED, RANGE_UNSPECIFIED, colour.primaries, colour.transfer, width, height)
+        if (target.space, target.full_range) != (colour.space, colour.full_range):
+            log.info("%s: %s in %s cannot carry the colour description; converted to %s, which players assume",
+                     self.path, codec, self.path.suffix, target)
+        return target
 
     def size(self) -> tuple[int, int]:
         """(width, height) of what is written, before padding to even sizes."""
@@ -190,6 +215,9 @@ class VideoFileSink:
     def _pixel_format(self, stream: "av.video.stream.VideoStream") -> str:
         """The planes' own format when the encoder takes it; else 8-bit 4:2:0 (said once)."""
         formats = {f.name for f in stream.codec_context.codec.video_formats or []}
+        if stream.codec_context.codec.name == "mjpeg":
+            self.bits = 8
+            return "yuvj420p"  # full range, as _output_colour made it
         wanted = "yuv420p" if self.bits == 8 else f"yuv420p{self.bits}le"
         if not formats or wanted in formats:
             return wanted
@@ -201,8 +229,6 @@ class VideoFileSink:
         if self.bits > 8:
             log.warning("%s: %s cannot encode %d-bit video; writing 8-bit", self.path, stream.name, self.bits)
         self.bits = 8
-        if "yuv420p" not in formats and "yuvj420p" in formats:
-            return "yuvj420p"
         return "yuv420p"
 
     def _add_copies(self) -> None:
@@ -265,6 +291,8 @@ class VideoFileSink:
             # frame where swscale takes 6.
             i420 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
             return av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
+        if (picture.colour.space, picture.colour.full_range) != (self.colour.space, self.colour.full_range):
+            picture = convert_planes(picture, self.colour)
         owner = picture.owner
         if (isinstance(owner, av.VideoFrame) and owner.format.name == stream.pix_fmt and picture.bits == self.bits
                 and (owner.width, owner.height) == (stream.width, stream.height) and _is_base(picture, owner)):
@@ -273,16 +301,17 @@ class VideoFileSink:
         return self._copied_frame(picture)
 
     def _copied_frame(self, picture: YUVPlanes) -> "av.VideoFrame":
-        target = YUVPlanes.empty(self.stream.width, self.stream.height, picture.colour, self.bits)
+        """The planes copied into a new frame of the encoder's format (and depth)."""
+        frame = av.VideoFrame(self.stream.width, self.stream.height, self.stream.pix_fmt)
+        dtype = np.uint8 if self.bits == 8 else np.uint16
         shift = picture.bits - self.bits
-        h, w = picture.shape
-        ch, cw = picture.u.shape
-        for dst, src in ((target.y[:h, :w], picture.y), (target.u[:ch, :cw], picture.u), (target.v[:ch, :cw], picture.v)):
+        for plane, src in zip(frame.planes, (picture.y, picture.u, picture.v)):
+            dst = plane_view(plane, dtype)[: src.shape[0], : src.shape[1]]
             dst[...] = ((src.astype(np.uint32) + (1 << (shift - 1))) >> shift).clip(0, (1 << self.bits) - 1) \
                 if shift > 0 else src
-        full = YUVPlanes(target.y[:h, :w], target.u[:ch, :cw], target.v[:ch, :cw], picture.colour, self.bits, target.owner)
-        _pad_edges(full, target.owner)
-        return target.owner
+        _pad_edges(YUVPlanes(*(plane_view(p, dtype)[: s.shape[0], : s.shape[1]] for p, s in
+                               zip(frame.planes, (picture.y, picture.u, picture.v))), picture.colour, self.bits), frame)
+        return frame
 
     def _rescale(self, frame: Frame) -> int:
         if frame.pts is None:
@@ -329,8 +358,10 @@ def _format_of(path: Path) -> str | None:
 
 
 def _encoder_options(codec: str, crf: int, preset: str) -> dict:
-    if codec in ("libx264", "libx265"):
+    if codec == "libx264":
         return {"crf": str(crf), "preset": preset}
+    if codec == "libx265":  # x265 prints its banner and statistics to stderr unless told not to
+        return {"crf": str(crf), "preset": preset, "x265-params": "log-level=error"}
     if codec == "libvpx-vp9":  # constant quality; "good" at speed 5 keeps up on a small CPU
         return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "5", "row-mt": "1"}
     if codec == "libsvtav1":
@@ -350,8 +381,6 @@ def _pad_edges(picture: YUVPlanes, owner: "av.VideoFrame") -> None:
     dtype = np.uint8 if picture.bits == 8 else np.uint16
     if (owner.width, owner.height) == (w, h):
         return
-    from .frame import plane_view
-
     y = plane_view(owner.planes[0], dtype)
     if owner.width > w:
         y[:h, w] = y[:h, w - 1]

@@ -250,7 +250,7 @@ class VideoFileSource:
             y, u, v = (plane_view(p, dtype) for p in vf.planes)
             return YUVPlanes(y, u, v, self.colour, self.bits, vf)
         if name in ("nv12", "nv21"):
-            y, uv = plane_view(vf.planes[0], np.uint8), plane_view(vf.planes[1], np.uint8)
+            y, uv = plane_view(vf.planes[0], np.uint8), plane_view(vf.planes[1], np.uint8, 2 * ((vf.width + 1) // 2))
             u, v = (uv[:, 0::2], uv[:, 1::2]) if name == "nv12" else (uv[:, 1::2], uv[:, 0::2])
             return YUVPlanes(y, u, v, self.colour, 8, vf)
         if name.startswith("gray"):

@@ -107,3 +107,75 @@ def cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProce
 def clip(tmp_path_factory) -> tuple[Path, list[Fraction]]:
     path = tmp_path_factory.mktemp("media") / "clip.mp4"
     return path, make_clip(path)
+
+
+# --- clips with exact colour descriptions ------------------------------------------------------
+
+#: FFmpeg colorspace values -> the names PyAV's reformatter takes for them.
+SWSCALE_SPACE = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+
+def make_tagged_clip(path: Path, size: tuple[int, int], pix_fmt: str = "yuv420p", space: int | None = 1,
+                     full_range: bool = False, primaries: int | None = 1, transfer: int | None = 1,
+                     frames: int = 4, crf: int = 0, dark: float = 1.0) -> None:
+    """An H.264 clip of FFmpeg's testsrc2 converted to `pix_fmt` by swscale with the given
+    matrix and range, and tagged with them (None: left untagged). dark < 1 scales the
+    picture down (a low-light clip)."""
+    width, height = size
+    with av.open(f"testsrc2=size={width}x{height}:rate=24:duration={frames / 24}", format="lavfi") as src, \
+            av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24, options={"crf": str(crf), "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        cc = stream.codec_context
+        if space is not None:
+            cc.colorspace = space
+        cc.color_range = 2 if full_range else 1 if space is not None else 0
+        if primaries is not None:
+            cc.color_primaries = primaries
+        if transfer is not None:
+            cc.color_trc = transfer
+        rng = "JPEG" if full_range else "MPEG"
+        for i, vf in enumerate(src.decode(video=0)):
+            rgb = vf.to_ndarray(format="rgb24")
+            if dark != 1.0:
+                rgb = (rgb * dark).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format=pix_fmt, dst_colorspace=SWSCALE_SPACE.get(space or 1), dst_color_range=rng)
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def tags(path: Path) -> tuple:
+    """(colorspace, color_range, color_primaries, color_trc, pix_fmt) of the video stream."""
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        return cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc, cc.pix_fmt
+
+
+def as_player_shows(path: Path) -> list[np.ndarray]:
+    """Every frame as uint8 RGB, converted by swscale with the file's own tags (what a
+    player shows); untagged files as players guess (BT.709 for HD, limited range). Chroma
+    is upsampled by point sampling: swscale's default filter differs between 8- and
+    10-bit input, which would show as a difference between two such files."""
+    frames = []
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        cc = stream.codec_context
+        hd = cc.width >= 1280 or cc.height > 576
+        space = SWSCALE_SPACE.get(cc.colorspace, "ITU709" if hd else "ITU601")
+        rng = "JPEG" if cc.color_range == 2 or (cc.pix_fmt or "").startswith("yuvj") else "MPEG"
+        for vf in c.decode(stream):
+            frames.append(vf.reformat(format="rgb24", src_colorspace=space, src_color_range=rng,
+                                      dst_color_range="JPEG", interpolation="POINT").to_ndarray())
+    return frames
+
+
+def identity_weights(path: Path) -> Path:
+    """A checkpoint of the default architecture whose every parameter is zero: α = 0, so
+    the curves change nothing; no dark denoise."""
+    from realtime.checkpoint import Checkpoint, ModelConfig, expected_shapes, save_weights
+
+    config = ModelConfig(width=4, shared_curves=True, long_side=32, denoise_below=0)
+    save_weights(path, Checkpoint(config, {k: np.zeros(s, np.float32) for k, s in expected_shapes(config).items()}))
+    return path

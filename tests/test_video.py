@@ -1,0 +1,172 @@
+"""The video path: frames stay in their planes and colour description from input to output."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import as_player_shows, cli, identity_weights, make_tagged_clip, need_shared, tags
+from realtime import Enhancer
+from realtime.colour import interpret, rgb_to_yuv, to_uint8_rgb, yuv_to_rgb
+from realtime.frame import YUVPlanes
+from realtime.sources import VideoFileSource, read_image
+
+
+def differences(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[float, float]:
+    assert len(a) == len(b) and a
+    diff = np.abs(np.stack(a).astype(np.int16) - np.stack(b).astype(np.int16))
+    return float(diff.mean()), float(np.percentile(diff, 99.9))
+
+
+# (size, pix_fmt, colorspace, full range, label): the issue's cases, and an untagged one.
+IDENTITY_CASES = [
+    ((1920, 1080), "yuv420p", 1, False, "BT.709 limited 1080p"),
+    ((1280, 720), "yuv420p", 6, False, "BT.601 limited 720p"),
+    ((1280, 720), "yuvj420p", 1, True, "full-range yuvj420p 720p"),
+    ((640, 360), "yuv420p10le", 1, False, "10-bit BT.709"),
+    ((640, 480), "yuv420p", 9, False, "BT.2020 limited"),
+]
+
+
+@pytest.mark.parametrize("size,pix_fmt,space,full,label", IDENTITY_CASES, ids=[c[-1] for c in IDENTITY_CASES])
+def test_identity_weights_change_no_colour_and_keep_the_tags(tmp_path, size, pix_fmt, space, full, label):
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    make_tagged_clip(src, size, pix_fmt, space, full, primaries=space, transfer=1)
+    result = cli(str(src), "-o", str(dst), "--weights", str(identity_weights(tmp_path / "id.safetensors")),
+                 "--crf", "0", "--preset", "ultrafast", "-q")
+    assert result.returncode == 0, result.stderr
+    mean, p999 = differences(as_player_shows(src), as_player_shows(dst))
+    assert mean <= 1.0 and p999 <= 3, f"{label}: {mean:.2f} levels on average, {p999:.0f} at the 99.9th percentile"
+    assert tags(dst) == tags(src), f"{label}: the output's colour tags differ from the input's"
+
+
+def test_untagged_input_is_read_as_players_read_it_and_tagged_so(tmp_path):
+    for size, expected in (((1280, 720), (1, 1, 1, 1)), ((720, 480), (6, 1, 6, 1)), ((720, 576), (5, 1, 5, 1))):
+        src, dst = tmp_path / f"in{size[1]}.mp4", tmp_path / f"out{size[1]}.mp4"
+        make_tagged_clip(src, size, space=None, primaries=None, transfer=None, frames=2)
+        assert tags(src)[:4] == (2, 0, 2, 2), "the input is untagged"
+        result = cli(str(src), "-o", str(dst), "--weights", str(identity_weights(tmp_path / "id.safetensors")),
+                     "--crf", "0", "--preset", "ultrafast", "-q")
+        assert result.returncode == 0, result.stderr
+        assert tags(dst)[:4] == expected
+        mean, p999 = differences(as_player_shows(src), as_player_shows(dst))
+        assert mean <= 1.0 and p999 <= 3
+
+
+def test_ten_bit_input_stays_ten_bit_or_says_why(tmp_path):
+    src = tmp_path / "in10.mp4"
+    make_tagged_clip(src, (320, 240), "yuv420p10le", frames=2)
+    weights = str(identity_weights(tmp_path / "id.safetensors"))
+    result = cli(str(src), "-o", str(tmp_path / "o.mp4"), "--weights", weights, "--preset", "ultrafast")
+    assert result.returncode == 0 and tags(tmp_path / "o.mp4")[4] == "yuv420p10le"
+    result = cli(str(src), "-o", str(tmp_path / "o.mp4"), "--weights", weights, "--codec", "mpeg4", "--crf", "6")
+    assert result.returncode == 0, result.stderr
+    assert "cannot encode 10-bit video; writing 8-bit" in result.stderr
+    assert tags(tmp_path / "o.mp4")[4] == "yuv420p"
+    mean, _ = differences(as_player_shows(src), as_player_shows(tmp_path / "o.mp4"))
+    assert mean < 1.5  # MPEG-4 part 2 at q 1, 8-bit
+
+
+@pytest.mark.parametrize("codec,suffix", [("mpeg4", ".avi"), ("mjpeg", ".avi"), ("ffv1", ".avi")])
+def test_outputs_that_cannot_carry_tags_are_converted_to_what_players_assume(tmp_path, codec, suffix):
+    src, dst = tmp_path / "in.mp4", tmp_path / f"out{suffix}"
+    make_tagged_clip(src, (640, 360), space=1, frames=2)  # BT.709 at a size players read as BT.601
+    result = cli(str(src), "-o", str(dst), "--weights", str(identity_weights(tmp_path / "id.safetensors")),
+                 "--codec", codec, "--crf", "6")
+    assert result.returncode == 0, result.stderr
+    mean, _ = differences(as_player_shows(src), as_player_shows(dst))
+    assert mean < 1.5, f"{codec} in {suffix}: {mean:.2f} levels"
+
+
+def test_file_mode_makes_no_rgb_frame(tmp_path, monkeypatch):
+    src = tmp_path / "in.mp4"
+    make_tagged_clip(src, (320, 240), frames=3)
+    import av
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a full-frame RGB conversion happened in file mode")
+
+    monkeypatch.setattr(av.VideoFrame, "to_ndarray", refuse)
+    source = VideoFileSource(src)
+    frames = list(source)
+    assert len(frames) == 3 and all(isinstance(f.image, YUVPlanes) for f in frames)
+    with Enhancer(backend="cpu") as enhancer:
+        out = enhancer(frames[0].image)
+    assert isinstance(out, YUVPlanes) and out.shape == (240, 320) and out.colour == frames[0].image.colour
+
+
+def matrix_cases():
+    return [interpret(space, rng, 2, 2, 1280, 720) for space in (1, 6, 9) for rng in (1, 2)]
+
+
+def yuv_and_rgb_paths(enhancer: Enhancer, rgb: np.ndarray, colour) -> tuple[np.ndarray, np.ndarray]:
+    """The same frame through both paths, both as a player shows the 4:2:0 result."""
+    y, u, v = rgb_to_yuv(rgb, colour)
+    planes = YUVPlanes(y, u, v, colour)
+    decoded = to_uint8_rgb(yuv_to_rgb(y, u, v, colour))  # the frame decoded to RGB with its matrix
+    via_rgb = rgb_to_yuv(enhancer(decoded), colour)  # what the RGB path writes into a 4:2:0 file
+    via_yuv = enhancer(planes)
+    show = lambda p: to_uint8_rgb(yuv_to_rgb(*p, colour))  # noqa: E731
+    return show((via_yuv.y, via_yuv.u, via_yuv.v)), show(via_rgb)
+
+
+@pytest.mark.parametrize("colour", matrix_cases(), ids=str)
+def test_yuv_path_computes_the_rgb_paths_curves(colour):
+    rng = np.random.default_rng(0)
+    import cv2
+
+    rgb = cv2.resize(rng.integers(0, 90, (12, 20, 3), np.uint8), (320, 180), interpolation=cv2.INTER_CUBIC)
+    with Enhancer(backend="cpu") as enhancer:
+        yuv, via_rgb = yuv_and_rgb_paths(enhancer, rgb, colour)
+    per_channel = np.abs(yuv.astype(int) - via_rgb).reshape(-1, 3).mean(axis=0)
+    assert per_channel.max() <= 1.0, per_channel
+    assert yuv.mean() > 1.5 * rgb.mean()
+
+
+def test_yuv_path_agrees_with_the_rgb_path_on_lime():
+    folder = need_shared("data", "LIME")
+    images = [read_image(p) for p in sorted(folder.glob("*.bmp"))]
+    with Enhancer(backend="cpu") as enhancer:
+        for colour in matrix_cases():
+            for image in images:
+                image = image[: image.shape[0] & ~1, : image.shape[1] & ~1]
+                yuv, via_rgb = yuv_and_rgb_paths(enhancer, image, colour)
+                per_channel = np.abs(yuv.astype(int) - via_rgb).reshape(-1, 3).mean(axis=0)
+                assert per_channel.max() <= 2.0, (str(colour), per_channel)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv422p", "yuv444p", "gray", "yuvj422p"])
+def test_other_pixel_formats_are_converted_once_keeping_their_colours(tmp_path, pix_fmt):
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    make_tagged_clip(src, (320, 240), pix_fmt, space=1, full_range=pix_fmt.startswith("yuvj"), frames=2)
+    result = cli(str(src), "-o", str(dst), "--weights", str(identity_weights(tmp_path / "id.safetensors")),
+                 "--crf", "0", "--preset", "ultrafast", "-q")
+    assert result.returncode == 0, result.stderr
+    mean, _ = differences(as_player_shows(src), as_player_shows(dst))
+    # 4:2:0 keeps a quarter of 4:4:4's chroma samples: testsrc2's sharp colour edges show it.
+    assert mean <= (3.5 if pix_fmt == "yuv444p" else 2.0), f"{pix_fmt}: {mean:.2f} levels"
+    if pix_fmt == "gray":
+        out = np.stack(as_player_shows(dst)).astype(int)
+        assert np.abs(out[..., 0] - out[..., 1]).max() <= 1 and np.abs(out[..., 0] - out[..., 2]).max() <= 1
+
+
+def test_nv12_frames_are_read_as_planes_without_conversion(tmp_path):
+    import av
+
+    src = tmp_path / "in.mp4"
+    make_tagged_clip(src, (64, 48), frames=1)
+    source = VideoFileSource(src)
+    decoded = next(iter(source)).image
+    nv12 = av.VideoFrame(64, 48, "nv12")
+    from realtime.frame import plane_view
+
+    plane_view(nv12.planes[0], np.uint8)[...] = decoded.y
+    uv = plane_view(nv12.planes[1], np.uint8, 64)
+    uv[:, 0::2], uv[:, 1::2] = decoded.u, decoded.v
+    planes = source._planes(nv12)
+    assert planes.owner is nv12, "views of the frame's own buffers"
+    np.testing.assert_array_equal(planes.u, decoded.u)
+    np.testing.assert_array_equal(planes.v, decoded.v)
+    with Enhancer(identity_weights(tmp_path / "id.safetensors"), backend="cpu") as identity:
+        out = identity(planes)
+    np.testing.assert_array_equal(out.y, decoded.y)
+    np.testing.assert_array_equal(out.u, decoded.u)
