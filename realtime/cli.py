@@ -59,6 +59,18 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def parse_denoise(text: str) -> str | float:
+    if text in ("auto", "off"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, off or a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"the strength must be from 0 to 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="realtime-enhance",
@@ -79,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     eng = p.add_argument_group("engine")
     eng.add_argument("--weights", type=Path, help="checkpoint (default: the bundled weights)")
     eng.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
+    eng.add_argument("--denoise", type=parse_denoise, default="auto", metavar="{auto,off,0..1}",
+                     help="temporal denoising of video and live sources: auto (strength from the stream's noise, "
+                          "the default), off, or a strength from 0 to 1")
     enc = p.add_argument_group("encoding")
     enc.add_argument("--codec", help="video encoder (default: libx264, H.264; libvpx-vp9 for .webm)")
     enc.add_argument("--crf", type=int, default=18, help="constant rate factor (default: 18; 0 = lossless for x264)")
@@ -152,7 +167,7 @@ def enhance_video(spec: str, output: Path, engine: "LazyEnhancer", args: argpars
         raise
     log.debug("%s: %dx%d, %s, %d-bit%s", source.label, source.width, source.height, source.colour, source.bits,
               f" (untagged: assumed {source.colour.guessed})" if source.colour.guessed else "")
-    stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), source.frame_count,
+    stats = run_pipeline(Pipeline(source, engine.video(), [sink], args.queue_size), source.frame_count,
                          Path(source.label).name, args)
     report(f"{source.label} -> {output}", stats, args)
     if source.damage:
@@ -177,7 +192,7 @@ def enhance_live(spec: str, engine: "LazyEnhancer", args: argparse.Namespace) ->
         source.close()
         raise
     log.info("camera %s: %dx%d at %.1f fps", spec, source.width, source.height, source.fps)
-    stats = run_pipeline(Pipeline(source, engine.get(), sinks, args.queue_size), 0, f"camera {spec}", args)
+    stats = run_pipeline(Pipeline(source, engine.video(), sinks, args.queue_size), 0, f"camera {spec}", args)
     report(f"camera {spec}", stats, args)
     if stats.source_error:  # the stream ended by itself (unplugged, network lost): flushed, but a failure
         raise SourceError(stats.source_error)
@@ -223,11 +238,14 @@ def report(label: str, stats: Stats, args: argparse.Namespace) -> None:
 
 
 class LazyEnhancer:
-    """The engine, loaded on first use: bad input fails before the model loads."""
+    """The engine, loaded on first use: bad input fails before the model loads. Images get
+    the per-frame Enhancer; video and live streams the VideoEnhancer around it (temporal
+    denoise and smoothed curves; the pipeline resets it for each stream)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self._enhancer = None
+        self._video = None
 
     def get(self):
         if self._enhancer is None:
@@ -237,8 +255,17 @@ class LazyEnhancer:
             log.debug("engine: %s backend, %s", self._enhancer.backend.name, self._enhancer.config)
         return self._enhancer
 
+    def video(self):
+        if self._video is None:
+            from .temporal import VideoEnhancer
+
+            self._video = VideoEnhancer(self.get(), denoise=self.args.denoise)
+        return self._video
+
     def close(self) -> None:
-        if self._enhancer is not None:
+        if self._video is not None:
+            self._video.close()
+        elif self._enhancer is not None:
             self._enhancer.close()
 
 
@@ -300,7 +327,7 @@ def run_demo(args: argparse.Namespace, engine: LazyEnhancer) -> int:
     output = args.output or Path("demo.mp4")
     source = DemoSource()
     sink = VideoFileSink(output, source.info, args.codec, args.crf, args.preset, show_both=True)
-    stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), source.frame_count, "demo", args)
+    stats = run_pipeline(Pipeline(source, engine.video(), [sink], args.queue_size), source.frame_count, "demo", args)
     report(f"demo (left: generated low-light input, right: enhanced) -> {output}", stats, args)
     return EXIT_OK
 

@@ -63,10 +63,11 @@ class ColourDescription:
     def __str__(self) -> str:
         return f"{self.matrix}, {'full' if self.full_range else 'limited'} range"
 
-    def coefficients(self, bits: int = 8) -> np.ndarray:
+    def coefficients(self, bits: int = 8, scale: int = 1) -> np.ndarray:
         """float32 [y_off, y_scale, c_off, c_scale, kr, kg, kb, cr_v, cg_u, cg_v, cb_u] for
         codes of `bits` bits: Y' = (Y - y_off) / y_scale, Pb = (U - c_off) / c_scale, and
-        R' = Y' + cr_v·Pr, G' = Y' - cg_u·Pb - cg_v·Pr, B' = Y' + cb_u·Pb (R'G'B' in 0..1)."""
+        R' = Y' + cr_v·Pr, G' = Y' - cg_u·Pb - cg_v·Pr, B' = Y' + cb_u·Pb (R'G'B' in 0..1).
+        scale: the codes are stored multiplied by it (fixed point with fractions)."""
         _, kr, kb = MATRICES[self.space]
         kg = 1.0 - kr - kb
         unit = 1 << (bits - 8)
@@ -76,7 +77,8 @@ class ColourDescription:
             y_off, y_scale, c_off, c_scale = 16.0 * unit, 219.0 * unit, 128.0 * unit, 224.0 * unit
         cr_v, cb_u = 2 * (1 - kr), 2 * (1 - kb)
         cg_u, cg_v = cb_u * kb / kg, cr_v * kr / kg
-        return np.array([y_off, y_scale, c_off, c_scale, kr, kg, kb, cr_v, cg_u, cg_v, cb_u], np.float32)
+        return np.array([y_off * scale, y_scale * scale, c_off * scale, c_scale * scale, kr, kg, kb, cr_v, cg_u, cg_v,
+                         cb_u], np.float32)
 
 
 def interpret(space: int, colour_range: int, primaries: int, transfer: int, width: int, height: int,
@@ -104,13 +106,13 @@ def interpret(space: int, colour_range: int, primaries: int, transfer: int, widt
 # --- reference conversions (NumPy; the engine's fused kernel does the same arithmetic) ---
 
 
-def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, colour: ColourDescription, bits: int = 8
-               ) -> np.ndarray:
+def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, colour: ColourDescription, bits: int = 8,
+               scale: int = 1) -> np.ndarray:
     """4:2:0 planes -> (H, W, 3) float32 R'G'B' in nominal 0..1 (not clipped).
 
     y: (H, W); u, v: (ceil(H/2), ceil(W/2)); each chroma sample serves its 2x2 block.
     """
-    yo, ys, co, cs, _, _, _, cr_v, cg_u, cg_v, cb_u = colour.coefficients(bits)
+    yo, ys, co, cs, _, _, _, cr_v, cg_u, cg_v, cb_u = colour.coefficients(bits, scale)
     height, width = y.shape
     up = lambda c: np.repeat(np.repeat(c, 2, axis=0), 2, axis=1)[:height, :width]  # noqa: E731
     luma = (y.astype(np.float32) - yo) / ys

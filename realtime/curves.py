@@ -397,7 +397,7 @@ class CurveApplier:
         """Rows r0..r1 (r0 even) of `out` from `planes` (YUVPlanes of one size and depth;
         `out` may have another colour description: the result is converted into it)."""
         t, s = state.rows, state.schedule
-        coef, coef_out = planes.colour.coefficients(planes.bits), out.colour.coefficients(out.bits)
+        coef, coef_out = planes.colour.coefficients(planes.bits, planes.scale), out.colour.coefficients(out.bits)
         maxv = np.float32((1 << planes.bits) - 1)
         _yuv_rows(planes.y, planes.u, planes.v, out.y, out.u, out.v, state.maps, t.i0, t.i1, t.w, coef, coef_out,
                   maxv, s.full, np.float32(s.last), self.denoise_below, r0, r1)

@@ -77,7 +77,7 @@ def small_copy(picture: Picture, size: tuple[int, int], downsample: str = "area"
     if isinstance(picture, np.ndarray):
         return _area_downscale(picture, size, interpolation).astype(np.float32) * np.float32(1 / 255)
     y, u, v = (_area_downscale(p, size, interpolation).astype(np.float32) for p in (picture.y, picture.u, picture.v))
-    yo, ys, co, cs, _, _, _, cr_v, cg_u, cg_v, cb_u = picture.colour.coefficients(picture.bits)
+    yo, ys, co, cs, _, _, _, cr_v, cg_u, cg_v, cb_u = picture.colour.coefficients(picture.bits, picture.scale)
     luma, pb, pr = (y - yo) / ys, (u - co) / cs, (v - co) / cs
     rgb = np.stack([luma + cr_v * pr, luma - cg_u * pb - cg_v * pr, luma + cb_u * pb], axis=2)
     return np.clip(rgb, 0, 1, out=rgb)
@@ -142,12 +142,15 @@ class Enhancer:
 
     # --- the steps (VideoEnhancer runs them with temporal state in between) -------------
 
+    def small(self, picture: Picture) -> np.ndarray:
+        """The copy of a checked picture that the net sees: (h, w, 3) float32 in [0, 1]."""
+        height, width = picture.shape[:2]
+        return small_copy(picture, self.config.estimation_size(height, width), self.config.downsample)
+
     def estimate(self, picture: Picture) -> np.ndarray:
         """Curve maps for a checked picture (see curves())."""
         self._check_open()
-        height, width = picture.shape[:2]
-        size = self.config.estimation_size(height, width)
-        return self.backend.maps(small_copy(picture, size, self.config.downsample))
+        return self.backend.maps(self.small(picture))
 
     def apply(self, picture: Picture, maps: np.ndarray, out: Picture | None = None, strength: float = 1.0) -> Picture:
         """Apply curve maps to a checked picture, into `out` (new when None)."""
@@ -155,7 +158,7 @@ class Enhancer:
         planar = isinstance(picture, YUVPlanes)
         height, width = picture.shape[:2]
         target = out
-        if out is None or _shares_memory(picture, out):  # in place: the pass reads neighbour rows
+        if out is None or _shares_memory(picture, out) or (planar and out.scale != 1):  # in place: neighbours are read
             target = YUVPlanes.empty(width, height, picture.colour, picture.bits) if planar else np.empty_like(picture)
         state = self.applier.prepare(maps, height, width, strength, planar=planar)
         band = self.applier.apply_planes_band if planar else self.applier.apply_band

@@ -21,7 +21,9 @@ from .colour import ColourDescription, to_uint8_rgb, yuv_to_rgb
 class YUVPlanes:
     """A 4:2:0 picture as its planes: y (H, W), u and v (ceil(H/2), ceil(W/2)); uint8 codes
     for 8 bits, uint16 codes below 2**bits for 9 to 16 bits. Planes may be views with
-    padded rows (a decoder's buffers); `owner` keeps what holds their memory alive."""
+    padded rows (a decoder's buffers); `owner` keeps what holds their memory alive.
+    scale > 1: uint16 codes multiplied by `scale` (fixed point, e.g. a temporal average that
+    keeps fractions of a code); such planes are an engine input, never encoded."""
 
     y: np.ndarray
     u: np.ndarray
@@ -29,6 +31,7 @@ class YUVPlanes:
     colour: ColourDescription
     bits: int = 8
     owner: object = field(default=None, repr=False)
+    scale: int = 1
 
     @property
     def height(self) -> int:
@@ -59,7 +62,7 @@ class YUVPlanes:
 
     def to_rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 R'G'B' as a player shows it (each 2x2 block's chroma for its pixels)."""
-        return to_uint8_rgb(yuv_to_rgb(self.y, self.u, self.v, self.colour, self.bits))
+        return to_uint8_rgb(yuv_to_rgb(self.y, self.u, self.v, self.colour, self.bits, self.scale))
 
 
 def plane_view(plane: "av.video.plane.VideoPlane", dtype: type, columns: int | None = None) -> np.ndarray:

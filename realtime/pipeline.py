@@ -107,8 +107,10 @@ class Stats:
 class Pipeline:
     """Runs `source` through `enhance` into `sinks` on three threads.
 
-    enhance: a callable (H, W, 3) uint8 -> (H, W, 3) uint8, e.g. an `Enhancer`; it is
-    only ever called from the enhance thread.
+    enhance: a callable picture -> picture ((H, W, 3) uint8 RGB or YUVPlanes), e.g. an
+    `Enhancer` or a `VideoEnhancer`; it is only ever called from the enhance thread. If it
+    keeps state across frames (a `reset()` method), the state is reset when the stream
+    starts, so nothing carries over from another stream.
     """
 
     def __init__(self, source: Source, enhance: Callable[[np.ndarray], np.ndarray], sinks: list[Sink],
@@ -151,6 +153,9 @@ class Pipeline:
             self._q_in.put(END)
 
     def _enhance(self) -> None:
+        reset = getattr(self.enhance, "reset", None)
+        if reset is not None:
+            reset()
         while True:
             frame = self._q_in.get()
             if frame is END:

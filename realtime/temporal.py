@@ -1,0 +1,523 @@
+"""Video across time: temporal denoising before the curves, and curves that do not pump.
+
+A dark video is the same scene 30 times a second under fresh sensor noise, which the
+curves amplify five- to tenfold. :class:`TemporalDenoiser` averages it away with a
+recursive filter that stops averaging wherever the picture moves:
+
+    acc ← acc + k·(x − acc),  k = k_min where still, 1 where moving,
+
+with motion told from noise by the 3x3 mean of the luma difference (x − acc), measured
+against the noise level σ the stream has at that brightness (:class:`NoiseEstimate`,
+re-estimated every frame from a subsample). Chroma follows its 2x2 luma block's k.
+The average is kept in 1/16 of a code, so the curves see the extra precision it has.
+
+:class:`CurveSmoother` averages the curve maps over time (reset at scene cuts) so that
+exposure does not pump. :class:`VideoEnhancer` runs both around an Enhancer; it is what
+the pipeline uses for video files and live sources, reset at the start of each stream.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .curves import row_bands
+from .engine import PARALLEL_PIXELS, Enhancer, as_rgb_frame
+from .frame import Picture, YUVPlanes
+
+#: The average is kept in codes × SCALE (4 fraction bits).
+SCALE = 16
+#: σ is tracked per luma level, in this many bins over the code range.
+LEVEL_BINS = 16
+#: Normalised motion (|3x3 mean difference| in σ of that mean) below which a pixel is
+#: still (k = k_min) and above which it is moving (k = 1), linear in between.
+STILL, MOVING = 1.0, 6.0
+#: k_min at full strength: the average then spans about (2 − k)/k ≈ 15 frames.
+K_FLOOR = 1 / 8
+
+
+# --- kernels ------------------------------------------------------------------------------
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _aligned_row(x, acc, row, dy, dx, channels, scale, prev, diff):  # pragma: no cover - numba
+    """prev = the previous average under frame row `row` when the picture moved by
+    (dy, dx) pixels since (acc[row − dy] shifted by dx pixels of `channels` values; where
+    the average has no such pixel, the frame's own value x·scale); diff = x·scale − prev."""
+    xr, n = x[row], prev.shape[0]
+    src = row - dy
+    lo, hi = 0, 0
+    if src >= 0 and src < acc.shape[0]:
+        off = dx * channels
+        lo, hi = max(off, 0), max(min(n + off, n), max(off, 0))
+        # Slices, so that every index below is a non-negative loop counter (a signed index
+        # makes Numba check for wrap-around, which stops the loop from vectorising).
+        a_in, x_in, p_out, d_out = acc[src][lo - off: hi - off], xr[lo:hi], prev[lo:hi], diff[lo:hi]
+        for i in range(hi - lo):
+            a = np.float32(a_in[i])
+            p_out[i] = a
+            d_out[i] = np.float32(x_in[i]) * scale - a
+    for i in range(lo):
+        prev[i] = np.float32(xr[i]) * scale
+        diff[i] = np.float32(0.0)
+    tail_x, tail_p, tail_d = xr[hi:], prev[hi:], diff[hi:]
+    for i in range(n - hi):
+        tail_p[i] = np.float32(tail_x[i]) * scale
+        tail_d[i] = np.float32(0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _motion_k(up, mid, down, level_row, inv_sigma, shift, k_min, gain, k, vs):  # pragma: no cover - numba
+    """k per pixel from the 3x3 mean of three difference rows: k_min where it stays within
+    STILL σ, 1 beyond MOVING σ. inv_sigma: 1/σ of that mean per level bin (scaled codes),
+    indexed by level_row >> shift."""
+    width = k.shape[0]
+    for i in range(width):
+        vs[i + 1] = up[i] + mid[i] + down[i]
+    vs[0], vs[width + 1] = vs[1], vs[width]
+    for i in range(width):
+        z = abs(vs[i] + vs[i + 1] + vs[i + 2]) * np.float32(1.0 / 9.0) * inv_sigma[np.uint32(level_row[i]) >> shift]
+        k[i] = min(max(k_min + (z - np.float32(STILL)) * gain, k_min), np.float32(1.0))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _blend(prev, diff, new, k, maxv):  # pragma: no cover - numba
+    """new = prev + k·diff, rounded: one row's new average."""
+    for i in range(new.shape[0]):
+        new[i] = np.uint16(min(max(prev[i] + k[i] * diff[i] + np.float32(0.5), np.float32(0.0)), maxv))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _denoise_planes(y, u, v, ay, au, av, ny, nu, nv, inv_sigma, shift, k_min, gain, maxv, dy, dx, r0, r1):  # noqa
+    """Row pairs r0..r1 of 4:2:0 planes: the new averages (ny, nu, nv) from the frame
+    (y, u, v) and the previous averages (ay, au, av) moved by (dy, dx) luma pixels; all
+    averages in scaled codes."""
+    height, width = y.shape
+    scale = np.float32(SCALE)
+    prev = np.empty((4, width), np.float32)  # the aligned previous average of rows around the pair
+    diff = np.empty((4, width), np.float32)  # and the frame's difference to it
+    ring_row = np.full(4, -1, np.int64)
+    k = np.empty((2, width), np.float32)
+    vs = np.empty(width + 2, np.float32)
+    cw = u.shape[1]
+    kc = np.empty(cw, np.float32)
+    prev_c, diff_c = np.empty(cw, np.float32), np.empty(cw, np.float32)
+    cdy, cdx = (dy + 1) // 2 if dy > 0 else -((-dy + 1) // 2), (dx + 1) // 2 if dx > 0 else -((-dx + 1) // 2)
+    for r in range(r0, r1, 2):
+        for yy in range(r - 1, r + 3):
+            row = min(max(yy, 0), height - 1)
+            slot = row % 4
+            if ring_row[slot] != row:
+                _aligned_row(y, ay, row, dy, dx, 1, scale, prev[slot], diff[slot])
+                ring_row[slot] = row
+        rows = min(2, height - r)
+        for j in range(rows):
+            yy = r + j
+            _motion_k(diff[max(yy - 1, 0) % 4], diff[yy % 4], diff[min(yy + 1, height - 1) % 4], prev[yy % 4],
+                      inv_sigma, shift, k_min, gain, k[j], vs)
+            _blend(prev[yy % 4], diff[yy % 4], ny[yy], k[j], maxv)
+        if rows == 1:
+            k[1] = k[0]
+        for c in range(width // 2):  # chroma moves with its block: the largest k of it
+            kc[c] = max(max(k[0, 2 * c], k[0, 2 * c + 1]), max(k[1, 2 * c], k[1, 2 * c + 1]))
+        if width % 2:
+            kc[width // 2] = max(k[0, width - 1], k[1, width - 1])
+        _aligned_row(u, au, r // 2, cdy, cdx, 1, scale, prev_c, diff_c)
+        _blend(prev_c, diff_c, nu[r // 2], kc, maxv)
+        _aligned_row(v, av, r // 2, cdy, cdx, 1, scale, prev_c, diff_c)
+        _blend(prev_c, diff_c, nv[r // 2], kc, maxv)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _denoise_rgb(x, acc, new, out, inv_sigma, shift, k_min, gain, dy, dx, r0, r1):  # pragma: no cover - numba
+    """Rows r0..r1 of an RGB frame: x (H, W·3) uint8, the averages acc and new (H, W·3)
+    in scaled codes, acc moved by (dy, dx) pixels; one k per pixel from the channels'
+    mean difference; out (H, W·3) = the new average rounded to uint8."""
+    height, n = x.shape
+    width = n // 3
+    scale, third = np.float32(SCALE), np.float32(1.0 / 3.0)
+    prev = np.empty((3, n), np.float32)
+    diff = np.empty((3, n), np.float32)
+    ring = np.empty((3, width), np.float32)  # per-pixel mean difference of rows r-1, r, r+1
+    ring_row = np.full(3, -1, np.int64)
+    k = np.empty(width, np.float32)
+    k3 = np.empty(n, np.float32)
+    vs = np.empty(width + 2, np.float32)
+    level = np.empty(width, np.int32)
+    for r in range(r0, r1):
+        for yy in range(r - 1, r + 2):
+            row = min(max(yy, 0), height - 1)
+            slot = row % 3
+            if ring_row[slot] != row:
+                _aligned_row(x, acc, row, dy, dx, 3, scale, prev[slot], diff[slot])
+                d, dst = diff[slot], ring[slot]
+                for i in range(width):
+                    dst[i] = (d[3 * i] + d[3 * i + 1] + d[3 * i + 2]) * third
+                ring_row[slot] = row
+        p = prev[r % 3]
+        for i in range(width):
+            level[i] = np.int32((p[3 * i] + p[3 * i + 1] + p[3 * i + 2]) * third)
+        _motion_k(ring[max(r - 1, 0) % 3], ring[r % 3], ring[min(r + 1, height - 1) % 3], level, inv_sigma, shift,
+                  k_min, gain, k, vs)
+        for i in range(width):
+            k3[3 * i] = k[i]
+            k3[3 * i + 1] = k[i]
+            k3[3 * i + 2] = k[i]
+        d, nr, orow = diff[r % 3], new[r], out[r]
+        for j in range(n):
+            value = p[j] + k3[j] * d[j]
+            nr[j] = np.uint16(min(max(value + np.float32(0.5), np.float32(0.0)), np.float32(255 * SCALE)))
+            orow[j] = np.uint8(min(max(value * np.float32(1.0 / SCALE) + np.float32(0.5), np.float32(0.0)),
+                                   np.float32(255.0)))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _profiles(plane, rows, values):  # pragma: no cover - numba
+    """rows[r] = the mean of row r of a (H, N) plane; values[i] = the mean of column i."""
+    values[:] = 0.0
+    for r in range(rows.shape[0]):
+        pr = plane[r]
+        total = np.float32(0.0)
+        for i in range(pr.shape[0]):
+            value = np.float32(pr[i])
+            total += value
+            values[i] += value
+        rows[r] = total / pr.shape[0]
+    values /= rows.shape[0]
+
+
+@numba.njit(nogil=True, cache=True)
+def _best_shift(previous, current, max_shift):  # pragma: no cover - numba
+    """The shift s (|s| <= max_shift) minimising the mean |current[i] − previous[i − s]| over
+    the overlap, profiles made zero-mean; returns (s, its cost, the cost of s = 0)."""
+    n = current.shape[0]
+    a = previous - previous.mean()
+    b = current - current.mean()
+    best, best_cost, zero_cost = 0, np.inf, np.inf
+    for s in range(-max_shift, max_shift + 1):
+        lo, hi = max(s, 0), min(n, n + s)
+        if hi - lo < n // 2:
+            continue
+        cost = 0.0
+        for i in range(lo, hi):
+            cost += abs(b[i] - a[i - s])
+        cost /= hi - lo
+        if s == 0:
+            zero_cost = cost
+        if cost < best_cost:
+            best, best_cost = s, cost
+    return best, best_cost, zero_cost
+
+
+@numba.njit(nogil=True, cache=True)
+def _noise_histograms(x, acc, scale, step, shift, dy, dx, channels, temporal, spatial):  # pragma: no cover
+    """For a grid of pixels every `step` (level bin from acc, in quarters of a code, capped):
+    temporal[bin, q] counts q = |x·scale − acc| (acc moved by (dy, dx) values), spatial[bin,
+    q] counts q = |4x − the 4 neighbours| (a Laplacian). x, acc: (H, W) or (H, W·3) views;
+    neighbours are `channels` values apart along a row."""
+    cap = temporal.shape[1] - 1
+    height, n = x.shape
+    for r in range(max(1, dy), min(height - 1, height + dy), step):
+        xr, ar, up, down = x[r], acc[r - dy], x[r - 1], x[r + 1]
+        for i in range(max(channels, dx), min(n - channels, n + dx), step):
+            a = np.int64(ar[i - dx])
+            level = a >> shift
+            centre = np.int64(xr[i])
+            q = min(abs(centre * scale - a) * 4 // scale, cap)
+            temporal[level, q] += 1
+            lap = abs(4 * centre - np.int64(up[i]) - np.int64(down[i]) - np.int64(xr[i - channels])
+                      - np.int64(xr[i + channels]))
+            spatial[level, min(lap, cap)] += 1
+
+
+def _quantile(hist: np.ndarray, share: float) -> np.ndarray:
+    """Per row of a histogram (bins of a quarter code), the value below which `share` of
+    its samples lie, in codes (NaN for rows with too few samples)."""
+    counts = hist.sum(axis=1)
+    q = (np.cumsum(hist, axis=1) >= np.maximum(1, counts[:, None] * share)).argmax(axis=1)
+    return np.where(counts >= 64, (q + 0.5) / 4, np.nan)
+
+
+class NoiseEstimate:
+    """σ of the stream's noise per luma level bin, in codes; an exponential average over
+    frames. Two estimates from a subsample of pixels, each from the 25th percentile of its
+    absolute values (motion and texture sit in the upper part): the frame-to-average
+    difference, which motion inflates, and a Laplacian, which texture inflates; the
+    smaller of the two is taken."""
+
+    def __init__(self, bits: int, smoothing: float = 0.2) -> None:
+        self.bits = bits
+        self.shift = bits + 4 - 4  # scaled code (bits + 4 bits) -> one of 16 bins
+        self.smoothing = smoothing
+        self.sigma: np.ndarray | None = None  # (LEVEL_BINS,) codes
+
+    def update(self, x: np.ndarray, acc: np.ndarray, k_min: float, dy: int = 0, dx: int = 0,
+               channels: int = 1) -> None:
+        """x: the frame's luma (or RGB as (H, W·3), channels=3); acc: the running average
+        (scaled), moved by (dy, dx) values since."""
+        temporal = np.zeros((LEVEL_BINS, 1024), np.int64)
+        spatial = np.zeros((LEVEL_BINS, 1024), np.int64)
+        step = max(1, int(np.sqrt(x.size / 40_000)))  # ~40k samples per frame
+        _noise_histograms(x, acc, SCALE, step, self.shift, dy, dx, channels, temporal, spatial)
+        # |N(0, σ)| has its 25th percentile at 0.3186 σ. x − acc of still pixels has the
+        # variance σ² (1 + k/(2 − k)) of noise plus average; the Laplacian 4x − its four
+        # neighbours, 20 σ² (and its histogram counts whole codes, i.e. 4 quarters each).
+        from_time = _quantile(temporal, 0.25) / 0.3186 / np.sqrt(1 + k_min / (2 - k_min))
+        from_space = _quantile(spatial, 0.25) * 4 / 0.3186 / np.sqrt(20)
+        sigma = np.fmin(from_time, from_space)
+        if np.all(np.isnan(sigma)):
+            return
+        valid = ~np.isnan(sigma)
+        sigma = np.interp(np.arange(LEVEL_BINS), np.flatnonzero(valid), sigma[valid])  # fill sparse bins
+        floor = 0.25 * (1 << (self.bits - 8))  # quantisation alone: never trust less than a quarter code
+        sigma = np.maximum(sigma, floor)
+        self.sigma = sigma if self.sigma is None else self.sigma + self.smoothing * (sigma - self.sigma)
+
+    def dark_sigma8(self) -> float:
+        """σ in the darkest quarter of levels, in 8-bit codes (what decides `auto`)."""
+        if self.sigma is None:
+            return 0.0
+        return float(np.median(self.sigma[: LEVEL_BINS // 4])) / (1 << (self.bits - 8))
+
+
+class GlobalMotion:
+    """How far the whole picture moved since the previous frame, in whole pixels: the shift
+    that best matches the row means and the column means to the previous frame's (a
+    stabiliser's projections). A shift is taken only when it matches clearly better than
+    none (`accept`), so moving objects and flat scenes give (0, 0)."""
+
+    def __init__(self, accept: float = 0.8) -> None:
+        self.accept = accept
+        self._profiles: tuple | None = None
+
+    def reset(self) -> None:
+        self._profiles = None
+
+    def __call__(self, plane: np.ndarray, channels: int = 1) -> tuple[int, int]:
+        """plane: (H, W·channels) luma or RGB; returns (dy, dx)."""
+        rows = np.empty(plane.shape[0], np.float32)
+        values = np.empty(plane.shape[1], np.float32)
+        _profiles(plane, rows, values)
+        cols = values.reshape(-1, channels).mean(axis=1)
+        previous, self._profiles = self._profiles, (rows, cols)
+        if previous is None or previous[0].shape != rows.shape or previous[1].shape != cols.shape:
+            return 0, 0
+        limit = max(4, min(plane.shape[0], cols.shape[0]) // 24)  # 45 px at 1080p
+        dy, cost_y, still_y = _best_shift(previous[0], rows, limit)
+        dx, cost_x, still_x = _best_shift(previous[1], cols, limit)
+        return (dy if cost_y < self.accept * still_y else 0), (dx if cost_x < self.accept * still_x else 0)
+
+
+# --- the denoiser -----------------------------------------------------------------------------
+
+
+def auto_strength(dark_sigma8: float) -> float:
+    """Denoise strength for `auto`: none on clean video (σ below 0.3 of an 8-bit code in the
+    shadows, what compression leaves), full from 1 code up (the curves multiply shadow
+    noise by 10 or more), linear in between."""
+    return float(np.clip((dark_sigma8 - 0.3) / 0.7, 0.0, 1.0))
+
+
+class TemporalDenoiser:
+    """Motion-adaptive recursive averaging of a stream's frames (see the module docstring).
+
+    strength: 0..1 (0 = off), or None for automatic (from the noise estimate). One frame in,
+    the denoised frame out: planes in scaled codes (YUVPlanes with scale = SCALE) for
+    planes, uint8 RGB for RGB. Returned planes are the running average itself: valid until
+    the next call (copy them to keep them). `reset()` starts over (a new stream, a cut, a
+    seek).
+    """
+
+    def __init__(self, strength: float | None = None, threads: int = 1) -> None:
+        if strength is not None and not 0.0 <= strength <= 1.0:
+            raise ValueError(f"denoise strength must be in [0, 1], got {strength}")
+        self.strength = strength
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="denoise") if threads > 1 else None
+        self.reset()
+
+    def reset(self) -> None:
+        self._acc: tuple | None = None  # the running average
+        self._spare: tuple | None = None  # the buffers the next average is written to
+        self._key = None
+        self.noise: NoiseEstimate | None = None
+        self.motion = GlobalMotion()
+        self.shift = (0, 0)  # the last frame's global motion (dy, dx) in pixels
+
+    @property
+    def current_strength(self) -> float:
+        if self.strength is not None:
+            return self.strength
+        return auto_strength(self.noise.dark_sigma8()) if self.noise else 0.0
+
+    def _parameters(self) -> tuple[np.ndarray, float, float]:
+        """(1/σ of the 3x3 mean difference per level bin, in scaled codes; k_min; gain)."""
+        k_min = 1.0 - self.current_strength * (1.0 - K_FLOOR)
+        # The mean of 9 differences of independent noise has σ/3 (times the average's share).
+        sigma = np.asarray(self.noise.sigma, np.float32) * SCALE / 3 * np.float32(np.sqrt(1 + k_min / (2 - k_min)))
+        return (1 / np.maximum(sigma, np.float32(1e-3))).astype(np.float32), np.float32(k_min), \
+            np.float32((1 - k_min) / (MOVING - STILL))
+
+    def __call__(self, picture: Picture) -> Picture:
+        if self.strength == 0.0:
+            return picture
+        planar = isinstance(picture, YUVPlanes)
+        key = (planar, picture.shape, getattr(picture, "bits", 8), getattr(picture, "colour", None))
+        if key != self._key:  # a new stream, or one that changed its format: start over
+            self.reset()
+            self._key = key
+        if self._acc is None:
+            return self._follow(picture)
+        bits = picture.bits if planar else 8
+        if self.noise is None:
+            self.noise = NoiseEstimate(bits)
+        k_min_now = 1.0 - self.current_strength * (1.0 - K_FLOOR)
+        channels = 1 if planar else 3
+        luma_x, luma_acc = (picture.y, self._acc[0]) if planar else (picture.reshape(picture.shape[0], -1),
+                                                                    self._acc[0].reshape(picture.shape[0], -1))
+        self.shift = self.motion(luma_x, channels)
+        self.noise.update(luma_x, luma_acc, k_min_now, self.shift[0], self.shift[1] * channels, channels)
+        if self.noise.sigma is None or self.current_strength == 0.0:
+            return self._follow(picture)  # nothing to average (yet): the average is the frame
+        sigma, k_min, gain = self._parameters()
+        return self._denoise(picture, sigma, k_min, gain)
+
+    def _follow(self, picture: Picture) -> Picture:
+        """Take the frame itself as the average (kept for the noise estimate); return it."""
+        sources = (picture.y, picture.u, picture.v) if isinstance(picture, YUVPlanes) else (picture,)
+        if self._acc is None:  # the first frame: its profiles are the reference for the next one's motion
+            self.motion(*((picture.y, 1) if isinstance(picture, YUVPlanes) else (picture.reshape(picture.shape[0], -1), 3)))
+        if self._spare is None:
+            self._spare = tuple(np.empty(p.shape, np.uint16) for p in sources)
+        for dst, src in zip(self._spare, sources):
+            np.multiply(src, np.uint16(SCALE), out=dst, dtype=np.uint16)
+        self._acc, self._spare = self._spare, self._acc if self._acc is not None else \
+            tuple(np.empty_like(p) for p in self._spare)
+        return picture
+
+    def _planes(self, acc: tuple, like: YUVPlanes) -> YUVPlanes:
+        return YUVPlanes(*acc, like.colour, like.bits, owner=None, scale=SCALE)
+
+    def _denoise(self, picture: Picture, sigma: np.ndarray, k_min: np.float32, gain: np.float32) -> Picture:
+        acc, new = self._acc, self._spare
+        if isinstance(picture, YUVPlanes):
+            maxv = np.float32(((1 << picture.bits) - 1) * SCALE)
+            shift = self.noise.shift
+            args = (picture.y, picture.u, picture.v, *acc, *new, sigma, shift, k_min, gain, maxv, *self.shift)
+            self._run(lambda a, b: _denoise_planes(*args, a, b), picture.height, 2)
+            out = self._planes(new, picture)
+        else:
+            out = np.empty_like(picture)
+            flat = lambda a: a.reshape(a.shape[0], -1)  # noqa: E731 - rows of W·3 values
+            self._run(lambda a, b: _denoise_rgb(flat(picture), flat(acc[0]), flat(new[0]), flat(out), sigma,
+                                                self.noise.shift, k_min, gain, *self.shift, a, b), picture.shape[0], 1)
+        self._acc, self._spare = new, acc
+        return out
+
+    def _run(self, band, height: int, align: int) -> None:
+        parts = self.threads if self._pool is not None else 1
+        bands = row_bands(height, parts, align)
+        jobs = [self._pool.submit(band, a, b) for a, b in bands[1:]] if len(bands) > 1 else []
+        band(*bands[0])
+        for job in jobs:
+            job.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+# --- curves over time ----------------------------------------------------------------------------
+
+
+@dataclass
+class CurveSmoother:
+    """An exponential average of the curve maps over frames, so that exposure does not pump.
+
+    follow: the share of a new estimate taken each frame (0.25: 90 % of a change within 8
+    frames, 0.27 s at 30 fps); a scene cut (the small copy changes by more than `cut`, mean
+    absolute difference in [0, 1]) takes the new maps at once.
+    """
+
+    follow: float = 0.25
+    cut: float = 0.08
+    maps: np.ndarray | None = None
+    thumbnail: np.ndarray | None = None
+    cuts: int = 0
+
+    def reset(self) -> None:
+        self.maps = self.thumbnail = None
+
+    def is_cut(self, small: np.ndarray) -> bool:
+        """Whether `small` (the net's input) starts a new scene; remembers it."""
+        cut = self.thumbnail is None or self.thumbnail.shape != small.shape \
+            or float(np.abs(small - self.thumbnail).mean()) > self.cut
+        self.thumbnail = small
+        self.cuts += int(cut and self.maps is not None)
+        return cut
+
+    def __call__(self, maps: np.ndarray, cut: bool) -> np.ndarray:
+        if cut or self.maps is None or self.maps.shape != maps.shape:
+            self.maps = maps.copy()
+        else:
+            self.maps += self.follow * (maps - self.maps)
+        return self.maps
+
+
+# --- the video engine ---------------------------------------------------------------------------------
+
+
+class VideoEnhancer:
+    """An Enhancer for streams: frames are denoised over time before the curves, and the
+    curves are smoothed over time. Frames must come in order; `reset()` (or a frame of
+    another size or format) starts a new stream.
+
+    >>> video = VideoEnhancer()                   # the default weights
+    >>> for frame in frames: bright = video(frame)
+
+    enhancer: an Enhancer, or what to make one from (weights path, checkpoint, None).
+    denoise: "auto" (strength from the stream's noise), "off", or a strength 0..1.
+    smooth_curves: average the curve maps over time (reset at scene cuts).
+    """
+
+    def __init__(self, enhancer: Enhancer | object = None, denoise: float | str = "auto",
+                 smooth_curves: bool = True, backend: str = "auto") -> None:
+        self.enhancer = enhancer if isinstance(enhancer, Enhancer) else Enhancer(enhancer, backend=backend)
+        strength = None if denoise == "auto" else 0.0 if denoise == "off" else float(denoise)
+        self.denoiser = TemporalDenoiser(strength, threads=self.enhancer.threads)
+        self.smoother = CurveSmoother() if smooth_curves else None
+        self.strength = 1.0
+
+    @property
+    def config(self):
+        return self.enhancer.config
+
+    def reset(self) -> None:
+        self.denoiser.reset()
+        if self.smoother:
+            self.smoother.reset()
+
+    def __call__(self, frame: Picture, out: Picture | None = None) -> Picture:
+        if not isinstance(frame, YUVPlanes):
+            frame = as_rgb_frame(frame)
+        small = self.enhancer.small(frame)
+        cut = self.smoother.is_cut(small) if self.smoother else False
+        if cut:
+            self.denoiser.reset()
+        clean = self.denoiser(frame)
+        maps = self.enhancer.backend.maps(small if clean is frame else self.enhancer.small(clean))
+        if self.smoother:
+            maps = self.smoother(maps, cut)
+        return self.enhancer.apply(clean, maps, out, self.strength)
+
+    def close(self) -> None:
+        self.denoiser.close()
+        self.enhancer.close()
+
+    def __enter__(self) -> "VideoEnhancer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

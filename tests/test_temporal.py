@@ -1,0 +1,185 @@
+"""Video across time: temporal denoising, motion, cuts, smoothed curves, state per stream."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import cli
+from realtime import Enhancer
+from realtime.colour import interpret, rgb_to_yuv
+from realtime.frame import YUVPlanes
+from realtime.pipeline import Pipeline
+from realtime.sources import Frame
+from realtime.temporal import SCALE, CurveSmoother, GlobalMotion, TemporalDenoiser, VideoEnhancer
+
+COLOUR = interpret(1, 1, 1, 1, 320, 240)
+
+
+def scene(height: int = 240, width: int = 320, seed: int = 0, detail: int = 16) -> np.ndarray:
+    """A dark, smooth picture with `detail` blobs across."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(5, 70, (max(2, detail * height // width), detail, 3), np.uint8)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def noisy(clean: np.ndarray, rng: np.random.Generator, sigma: float = 4.0) -> np.ndarray:
+    return np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 255).astype(np.uint8)
+
+
+def planes(rgb: np.ndarray) -> YUVPlanes:
+    return YUVPlanes(*rgb_to_yuv(rgb, COLOUR), COLOUR)
+
+
+def luma_codes(picture) -> np.ndarray:
+    """Luma in codes as float (denoised planes are in scaled codes)."""
+    if isinstance(picture, YUVPlanes):
+        return picture.y.astype(np.float32) / picture.scale
+    return rgb_to_yuv(picture, COLOUR)[0].astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["planes", "rgb"])
+def test_noise_is_averaged_away_on_a_still_scene(kind):
+    rng, clean = np.random.default_rng(1), scene()
+    reference = luma_codes(clean)
+    denoiser = TemporalDenoiser()  # automatic strength
+    errors_in, errors_out = [], []
+    for _ in range(20):
+        frame = noisy(clean, rng)
+        out = denoiser(planes(frame) if kind == "planes" else frame)
+        errors_in.append(np.abs(luma_codes(frame) - reference).mean())
+        errors_out.append(np.abs(luma_codes(out) - reference).mean())
+    assert denoiser.current_strength == 1.0, "σ 4 noise is well above the automatic threshold"
+    assert np.mean(errors_out[-5:]) < 0.5 * np.mean(errors_in[-5:]), (errors_in[-1], errors_out[-1])
+
+
+def test_clean_video_is_left_alone_by_auto():
+    denoiser, clean = TemporalDenoiser(), scene()
+    for shift in range(6):  # a clean scene sliding by: no noise to remove
+        frame = np.roll(clean, 3 * shift, axis=1)
+        out = denoiser(planes(frame))
+    assert denoiser.current_strength == 0.0
+    assert out.scale == 1 and np.array_equal(out.y, planes(frame).y)
+
+
+def test_a_moving_edge_leaves_no_ghost():
+    rng = np.random.default_rng(2)
+    background = np.full((240, 320, 3), 20, np.uint8)
+    denoiser = TemporalDenoiser(1.0)
+    for t in range(16):
+        clean = background.copy()
+        left = 40 + 12 * t  # a bright bar moving right, 12 px a frame
+        clean[60:180, left:left + 40] = 200
+        out = denoiser(planes(noisy(clean, rng, 3)))
+    reference = luma_codes(clean)
+    luma = luma_codes(out)
+    trail = (slice(70, 170), slice(left - 24, left - 4))  # where the bar was in the last two frames
+    bar = (slice(70, 170), slice(left + 4, left + 36))
+    assert abs(luma[trail].mean() - reference[trail].mean()) < 3, "the bar leaves a trail (ghost)"
+    assert abs(luma[bar].mean() - reference[bar].mean()) < 3, "the bar is not where it is"
+
+
+def test_a_panning_camera_is_followed():
+    rng, wide = np.random.default_rng(3), scene(240, 480, seed=4, detail=96)
+    motion, denoiser = GlobalMotion(), TemporalDenoiser(1.0)
+    reference_errors, errors = [], []
+    for t in range(12):
+        clean = wide[:, 100 - 3 * t: 420 - 3 * t]  # the picture moves 3 px right each frame
+        frame = noisy(clean, rng)
+        assert motion(planes(frame).y) == ((0, 0) if t == 0 else (0, 3))
+        out = denoiser(planes(frame))
+        reference_errors.append(np.abs(luma_codes(frame) - luma_codes(clean))[:, 40:-40].mean())
+        errors.append(np.abs(luma_codes(out) - luma_codes(clean))[:, 40:-40].mean())
+    assert denoiser.shift == (0, 3)
+    assert np.mean(errors[-4:]) < 0.6 * np.mean(reference_errors[-4:])
+
+
+def test_a_cut_starts_over():
+    rng = np.random.default_rng(5)
+    video = VideoEnhancer(Enhancer(backend="cpu"), denoise=1.0)
+    first, second = scene(seed=6), scene(seed=7) + 60
+    for _ in range(10):
+        video(planes(noisy(first, rng)))
+    cut_frame = planes(noisy(second, rng))
+    after_cut = video(cut_frame)
+    fresh = VideoEnhancer(Enhancer(backend="cpu"), denoise=1.0)(cut_frame)
+    assert video.smoother.cuts == 1
+    np.testing.assert_array_equal(after_cut.y, fresh.y)
+
+
+def test_curves_follow_a_light_switched_on_within_a_few_frames():
+    enhancer = Enhancer(backend="cpu")
+    video = VideoEnhancer(enhancer, denoise="off")
+    dark, lit = scene(seed=8) // 3, scene(seed=8)
+    means = [video(planes(dark)).y.mean() for _ in range(10)]
+    means += [video(planes(lit)).y.mean() for _ in range(10)]
+    steady = enhancer(planes(lit)).y.mean()
+    assert abs(means[10] - steady) < 0.1 * steady, "a big change of light is taken at once"
+    # A modest change (not a cut) is followed smoothly: within 8 frames.
+    video.reset()
+    brighter = np.clip(scene(seed=8).astype(np.int16) * 12 // 10, 0, 255).astype(np.uint8)
+    for _ in range(10):
+        video(planes(scene(seed=8)))
+    follow = [video(planes(brighter)).y.mean() for _ in range(10)]
+    target = enhancer(planes(brighter)).y.mean()
+    assert abs(follow[7] - target) <= 0.1 * abs(follow[0] - target) + 0.5
+
+
+def test_curve_smoother_averages_and_resets():
+    smoother = CurveSmoother(follow=0.25)
+    a, b = np.zeros((2, 2, 3), np.float32), np.ones((2, 2, 3), np.float32)
+    assert smoother(a, cut=True) is not None and smoother(b, cut=False).mean() == pytest.approx(0.25)
+    assert smoother(b, cut=True).mean() == 1.0
+
+
+def test_state_does_not_leak_between_streams():
+    class Clip:
+        live, error = False, None
+
+        def __init__(self, seed):
+            self.rng, self.clean = np.random.default_rng(seed), scene(seed=seed)
+
+        def __iter__(self):
+            for i in range(6):
+                yield Frame(planes(noisy(self.clean, self.rng)), i, i)
+
+        def close(self):
+            pass
+
+    class Keep:
+        def __init__(self):
+            self.frames = []
+
+        def write(self, frame):
+            self.frames.append(frame.enhanced.y.copy())
+            return True
+
+        def close(self, complete=True):
+            pass
+
+    video = VideoEnhancer(Enhancer(backend="cpu"))
+    first, second, alone = Keep(), Keep(), Keep()
+    Pipeline(Clip(10), video, [first]).run()
+    Pipeline(Clip(11), video, [second]).run()
+    Pipeline(Clip(11), VideoEnhancer(Enhancer(backend="cpu")), [alone]).run()
+    for a, b in zip(second.frames, alone.frames):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_denoise_option_is_checked_and_off_is_per_frame(tmp_path, clip):
+    src, _ = clip
+    for bad in ("2", "-0.5", "strong"):
+        result = cli(str(src), "-o", str(tmp_path / "o.mp4"), "--denoise", bad)
+        assert result.returncode == 2 and "--denoise" in result.stderr
+    for value in ("off", "0.5", "auto"):
+        result = cli(str(src), "-o", str(tmp_path / f"o{value}.mp4"), "--denoise", value, "--preset", "ultrafast")
+        assert result.returncode == 0, result.stderr
+
+
+def test_denoiser_output_keeps_fractions_of_a_code():
+    denoiser, rng, clean = TemporalDenoiser(1.0), np.random.default_rng(9), scene()
+    for _ in range(8):
+        out = denoiser(planes(noisy(clean, rng)))
+    assert out.scale == SCALE and out.y.dtype == np.uint16
+    assert len(np.unique(out.y % SCALE)) > 4, "the average is finer than a code"
