@@ -7,18 +7,27 @@
 1. Per-frame latency, in the style of the LIME timing table: median ms per frame for the
    Zero-DCE and Zero-DCE++ configurations computed the reference way (float32 eager
    PyTorch, uint8 in and out), and for this project's engine on every available backend.
-2. File throughput: a video enhanced end to end (decode -> enhance -> encode on three
-   threads) beside a plain PyAV round trip (decode -> rgb24 -> encode) with the same
-   encoder settings, measured in the same run.
-3. Live latency: a simulated camera (real frames, real timing) through the live pipeline:
-   capture -> enhanced-frame-ready latency percentiles, achieved fps, drops, backlog.
+   Then the video path: 1920x1080 4:2:0 planes through the engine per frame and with
+   temporal processing (VideoEnhancer, denoise at full strength on a noisy clip).
+2. Files, as a user runs them: `realtime-enhance CLIP -o OUT.mp4` beside FFmpeg's own
+   transcode with the same encoder settings (`ffmpeg -i CLIP -c:v libx264 -preset P -crf C
+   -c:a copy`; a PyAV decode -> encode without any conversion where the ffmpeg tool is
+   absent), each a child process, measured in the same run: wall time (start-up
+   included), CPU time and peak resident memory. A 60-second clip (the 1080p clip with
+   audio, stream-copied six times) amortises start-up as in real use.
+3. Live latency: a simulated camera (real frames, real timing) through the live pipeline
+   (VideoEnhancer, as the CLI runs it): capture -> enhanced-frame-ready latency
+   percentiles, achieved fps, drops, backlog.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,9 +43,11 @@ from realtime import Enhancer
 from realtime.backends import BackendUnavailable
 from realtime.backends.cpu import cpu_count
 from realtime.model import REFERENCE_CONFIGS, DCENet, enhance, load_checkpoint
+from realtime.colour import interpret, rgb_to_yuv
+from realtime.frame import YUVPlanes
 from realtime.pipeline import Pipeline
-from realtime.sinks import VideoFileSink
-from realtime.sources import Frame, VideoFileSource, read_image
+from realtime.sources import Frame, read_image
+from realtime.temporal import VideoEnhancer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 LIME_SIZES = [(720, 680), (640, 480), (896, 628), (1000, 665), (1039, 789), (640, 429), (640, 480), (640, 480), (1000, 667)]
@@ -158,7 +169,28 @@ def per_frame(args, engines: dict[str, Enhancer]) -> dict:
     return {"rows": rows, "reference_weights": {k: v[1] for k, v in refs.items()}}
 
 
-# --- 2. file throughput ---------------------------------------------------------------------
+def video_path(args, engine: Enhancer) -> dict:
+    """1920x1080 planes: the engine per frame, and with temporal processing at full strength
+    (noisy frames, so that the denoiser runs)."""
+    size = (320, 180) if args.quick else (1920, 1080)
+    colour = interpret(1, 1, 1, 1, *size)
+    rng = np.random.default_rng(0)
+    base = cv2.resize(camera_frames((320, 180), 1)[0], size, interpolation=cv2.INTER_LINEAR)
+    frames = [YUVPlanes(*rgb_to_yuv(np.clip(base + rng.normal(0, 4, base.shape), 0, 255).astype(np.uint8), colour),
+                        colour) for _ in range(8)]
+    video = VideoEnhancer(engine, denoise=1.0)
+    count = iter(range(1 << 30))
+    for f in frames:
+        video(f)
+    per_frame = median_ms(lambda: engine(frames[next(count) % 8]), args.repeat, warmup=3)
+    temporal = median_ms(lambda: video(frames[next(count) % 8]), args.repeat, warmup=3)
+    row = {"resolution": f"{size[0]}x{size[1]}", "engine_ms": per_frame, "engine_temporal_ms": temporal,
+           "temporal_extra_ms": temporal - per_frame}
+    print(f"# video path: {row}", file=sys.stderr)
+    return row
+
+
+# --- 2. files, as a user runs them -------------------------------------------------------------
 
 
 def generated_clip(folder: Path, quick: bool) -> Path:
@@ -177,57 +209,107 @@ def generated_clip(folder: Path, quick: bool) -> Path:
     return path
 
 
-def round_trip(src: Path, dst: Path, crf: int, preset: str) -> int:
-    """The floor: a plain PyAV round trip (decode -> rgb24 ndarray -> encode, PyAV's own
-    conversions, one thread), with the same encoder settings and the audio remuxed."""
-    frames = 0
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin = inp.streams.video[0]
-        vin.thread_type = "AUTO"
-        vout = out.add_stream("libx264", rate=vin.average_rate, options={"crf": str(crf), "preset": preset})
-        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
-        vout.codec_context.time_base = vout.time_base = vin.time_base
-        vout.thread_type = "AUTO"
-        audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
-        for packet in inp.demux():
-            if packet.stream.index in audio:
-                if packet.dts is not None:
-                    packet.stream = audio[packet.stream.index]
+def looped_clip(src: Path, dst: Path, times: int) -> Path:
+    """`src` played `times` times over, stream-copied (video and audio): a long clip."""
+    with av.open(str(src)) as probe:
+        duration = probe.duration / av.time_base
+    with av.open(str(dst), "w") as out:
+        copies = None
+        for i in range(times):
+            with av.open(str(src)) as inp:
+                if copies is None:
+                    copies = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+                for packet in inp.demux():
+                    if packet.dts is None or packet.stream.index not in copies:
+                        continue
+                    offset = round(i * duration / packet.time_base)
+                    packet.pts = packet.pts + offset if packet.pts is not None else None
+                    packet.dts += offset
+                    packet.stream = copies[packet.stream.index]
                     out.mux(packet)
-                continue
-            if packet.stream.index != vin.index:
-                continue
-            for vf in packet.decode():
-                frame = av.VideoFrame.from_ndarray(vf.to_ndarray(format="rgb24"), format="rgb24")
-                frame.pts, frame.time_base = vf.pts, vf.time_base
+    return dst
+
+
+PYAV_TRANSCODE = """
+import sys, av
+src, dst, crf, preset = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+with av.open(src) as inp, av.open(dst, "w") as out:
+    vin = inp.streams.video[0]
+    vin.thread_type = "AUTO"
+    vout = out.add_stream("libx264", rate=vin.average_rate, options={"crf": crf, "preset": preset})
+    vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+    vout.codec_context.time_base = vout.time_base = vin.time_base
+    vout.thread_type = "AUTO"
+    audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
+    for packet in inp.demux():
+        if packet.stream.index in audio:
+            if packet.dts is not None:
+                packet.stream = audio[packet.stream.index]
+                out.mux(packet)
+        elif packet.stream.index == vin.index:
+            for frame in packet.decode():
+                frame.pict_type = av.video.frame.PictureType.NONE
                 out.mux(vout.encode(frame))
-                frames += 1
-        out.mux(vout.encode(None))
-    return frames
+    out.mux(vout.encode(None))
+"""
 
 
-def pipelined(src: Path, dst: Path, engine: Enhancer, crf: int, preset: str) -> int:
-    source = VideoFileSource(src)
-    sink = VideoFileSink(dst, source.info, crf=crf, preset=preset)
-    return Pipeline(source, engine, [sink]).run().written
+#: Runs argv[1:] and prints its wall time, CPU time and peak RSS. A child forked from this
+#: benchmark (which has torch loaded) would report the benchmark's own memory as its peak
+#: (ru_maxrss survives exec); forked from this small process, it reports its own.
+MEASURE = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = proc.stderr.read().decode(errors="replace")
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"wall_s": time.perf_counter() - start, "cpu_s": usage.ru_utime + usage.ru_stime,
+                  "peak_mb": usage.ru_maxrss / 1024, "code": os.waitstatus_to_exitcode(status), "stderr": err[-500:]}))
+"""
 
 
-def file_throughput(args, engine: Enhancer, scratch: Path) -> list[dict]:
-    clips = sorted((SHARED / "data" / "video").glob("*.mp4")) if not args.quick else []
-    clips = [Path(c) for c in args.clips] if args.clips else clips or [generated_clip(scratch, args.quick)]
+def child(command: list[str]) -> dict:
+    """Run a command as a child process: wall seconds, CPU seconds and its own peak RSS (MB)."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    if result.pop("code") != 0:
+        raise RuntimeError(f"{command[0]} failed: {result['stderr']}")
+    del result["stderr"]
+    return result
+
+
+def transcoder(args) -> tuple[str, callable]:
+    """FFmpeg's own transcode with the same settings: the ffmpeg tool, or PyAV without conversion."""
+    if shutil.which("ffmpeg") and not args.pyav_reference:
+        return "ffmpeg", lambda src, dst: ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c:v", "libx264",
+                                           "-preset", args.preset, "-crf", str(args.crf), "-c:a", "copy", str(dst)]
+    return "pyav", lambda src, dst: [sys.executable, "-c", PYAV_TRANSCODE, str(src), str(dst), str(args.crf),
+                                     args.preset]
+
+
+def file_throughput(args, scratch: Path) -> list[dict]:
+    shared = sorted((SHARED / "data" / "video").glob("*.mp4")) if not args.quick else []
+    clips = [Path(c) for c in args.clips] if args.clips else shared or [generated_clip(scratch, args.quick)]
+    if not args.clips and not args.quick and (SHARED / "data" / "video" / "dark_pan_1080p_audio.mp4").exists():
+        clips.append(looped_clip(SHARED / "data" / "video" / "dark_pan_1080p_audio.mp4", scratch / "dark_pan_1080p_audio_60s.mp4", 6))
+    reference_name, reference = transcoder(args)
     rows = []
     for clip in clips:
-        row = {"clip": clip.name}
-        for label, fn in (("round_trip", lambda d: round_trip(clip, d, args.crf, args.preset)),
-                          ("enhanced", lambda d: pipelined(clip, d, engine, args.crf, args.preset))):
-            fps = []
-            for i in range(1 if args.quick else args.file_repeat):
-                start = time.perf_counter()
-                n = fn(scratch / f"{label}{i}.mp4")
-                fps.append(n / (time.perf_counter() - start))
-            row["frames"] = n
-            row[f"{label}_fps"] = statistics.median(fps)
-        row["ratio"] = row["enhanced_fps"] / row["round_trip_fps"]
+        with av.open(str(clip)) as c:
+            frames = c.streams.video[0].frames or sum(1 for _ in c.demux(video=0)) - 1
+            seconds = c.duration / av.time_base
+        ours = lambda src, dst: [sys.executable, "-m", "realtime", str(src), "-o", str(dst), "-q",  # noqa: E731
+                                 "--crf", str(args.crf), "--preset", args.preset]
+        runs = {"reference": [], "enhanced": []}
+        for i in range(1 if args.quick else args.file_repeat):
+            for label, command in (("reference", reference), ("enhanced", ours)):  # alternated: same conditions
+                runs[label].append(child(command(clip, scratch / f"{label}{i}.mp4")))
+        row = {"clip": clip.name, "frames": frames, "seconds": round(seconds, 2), "reference": reference_name}
+        for label, results in runs.items():
+            best = sorted(results, key=lambda r: r["wall_s"])[len(results) // 2]  # the median run
+            row.update({f"{label}_{k}": v for k, v in best.items()})
+            row[f"{label}_fps"] = frames / best["wall_s"]
+        row["wall_ratio"] = row["enhanced_wall_s"] / row["reference_wall_s"]
         rows.append(row)
         print(f"# {clip.name}: {row}", file=sys.stderr)
     return rows
@@ -291,9 +373,10 @@ def live_latency(args, engine: Enhancer) -> list[dict]:
     size = (320, 180) if args.quick else (1280, 720)
     frames = camera_frames(size, 8 if args.quick else 60)
     rows = []
+    video = VideoEnhancer(engine)  # as the CLI runs live sources: temporal denoise (auto) and smoothed curves
     for fps in (30, 60):
         camera = SimulatedCamera(frames, fps, args.live_seconds)
-        stats = Pipeline(camera, engine, [NullSink()]).run()
+        stats = Pipeline(camera, video, [NullSink()]).run()
         lat = np.array(stats.latencies_ms)
         half = len(lat) // 2
         rows.append({
@@ -331,10 +414,19 @@ def markdown(result: dict) -> str:
             cells += [f"{r[f'engine_{b}_ms']:.2f}", f"{r[f'speedup_vs_zero_dce_{b}']:.0f}",
                       f"{r[f'speedup_vs_zero_dce_pp_{b}']:.0f}"]
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", "### File throughput (frames per second, end to end)", "",
-            "| clip | frames | plain round trip | enhanced | ratio |", "|---|---|---|---|---|"]
+    if result.get("video_path"):
+        v = result["video_path"]
+        out += ["", "### Video path (4:2:0 planes in and out, median ms per frame)", "",
+                "| resolution | engine per frame | with temporal processing | extra |", "|---|---|---|---|",
+                f"| {v['resolution']} | {v['engine_ms']:.2f} | {v['engine_temporal_ms']:.2f} | {v['temporal_extra_ms']:+.2f} |"]
+    out += ["", "### Files, as a user runs them (child processes, start-up included; the median of the runs)", "",
+            "| clip | frames | seconds | transcode wall s | CPU s | peak MB | realtime-enhance wall s | CPU s | peak MB "
+            "| fps | wall ratio |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["file_throughput"]:
-        out.append(f"| {r['clip']} | {r['frames']} | {r['round_trip_fps']:.1f} | {r['enhanced_fps']:.1f} | {r['ratio']:.2f} |")
+        out.append(f"| {r['clip']} | {r['frames']} | {r['seconds']:g} | {r['reference_wall_s']:.2f} ({r['reference']}) | "
+                   f"{r['reference_cpu_s']:.1f} | {r['reference_peak_mb']:.0f} | {r['enhanced_wall_s']:.2f} | "
+                   f"{r['enhanced_cpu_s']:.1f} | {r['enhanced_peak_mb']:.0f} | {r['enhanced_fps']:.1f} | "
+                   f"{r['wall_ratio']:.2f} |")
     out += ["", "### Live latency (simulated camera, capture -> enhanced frame ready)", "",
             "| camera | resolution | seconds | achieved fps | dropped | p50 ms | p95 ms | p99 ms | backlog growth ms |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -355,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--live-seconds", type=float, default=20, help="duration of each live run")
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--preset", default="veryfast")
+    p.add_argument("--pyav-reference", action="store_true", help="compare files with a PyAV transcode, not ffmpeg")
     p.add_argument("--skip", nargs="*", default=[], choices=["per-frame", "file", "live"])
     p.add_argument("--quick", action="store_true", help="tiny sizes and durations (for tests)")
     p.add_argument("--json", type=Path, help="write every number here")
@@ -366,8 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     best = next(iter(engines.values()))
     result = {"machine": machine(), "backends": list(engines), "command": " ".join(["python", "benchmarks/latency.py", *(argv if argv is not None else sys.argv[1:])])}
     result["per_frame"] = per_frame(args, engines) if "per-frame" not in args.skip else {"rows": [], "reference_weights": {"zero_dce": "-"}}
+    result["video_path"] = video_path(args, engines["cpu"]) if "per-frame" not in args.skip and "cpu" in engines else None
     with tempfile.TemporaryDirectory() as scratch:
-        result["file_throughput"] = file_throughput(args, best, Path(scratch)) if "file" not in args.skip else []
+        result["file_throughput"] = file_throughput(args, Path(scratch)) if "file" not in args.skip else []
     result["live"] = live_latency(args, best) if "live" not in args.skip else []
     for engine in engines.values():
         engine.close()

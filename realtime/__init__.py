@@ -1,25 +1,25 @@
 """realtime-enhance: real-time low-light enhancement for video files and live cameras.
 
 The data flow is the architecture: Source -> queue -> Enhance -> queue -> Sink.
-`Enhancer` is the engine; `realtime.pipeline` links it to sources and sinks.
-Importing the package does not import PyTorch: the engine runs the default model
-without it, and the PyTorch model (`DCENet`, ...) loads on first use.
+`Enhancer` is the engine, `VideoEnhancer` the engine for streams; `realtime.pipeline`
+links them to sources and sinks. Names are loaded on first use, so that `import realtime`
+is quick (the command line answers Ctrl-C at once) and never imports PyTorch unless a
+PyTorch name (`DCENet`, ...) is asked for.
 """
-from .checkpoint import Checkpoint, ModelConfig, load_weights, save_weights
-from .colour import ColourDescription
-from .engine import Enhancer, as_rgb_frame
-from .frame import Frame, YUVPlanes
+from importlib import import_module
 
-_TORCH_NAMES = {"DCENet", "apply_curves", "load_checkpoint", "save_checkpoint"}
-
-__all__ = ["Checkpoint", "ColourDescription", "DCENet", "Enhancer", "Frame", "ModelConfig", "YUVPlanes",
-           "apply_curves", "as_rgb_frame", "load_checkpoint", "load_weights", "save_checkpoint", "save_weights"]
 __version__ = "0.2.0"
+
+_WHERE = {
+    "Checkpoint": "checkpoint", "ModelConfig": "checkpoint", "load_weights": "checkpoint", "save_weights": "checkpoint",
+    "ColourDescription": "colour", "Enhancer": "engine", "as_rgb_frame": "engine", "Frame": "frame",
+    "YUVPlanes": "frame", "VideoEnhancer": "temporal", "DCENet": "model", "apply_curves": "model",
+    "load_checkpoint": "model", "save_checkpoint": "model",
+}
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> object:
-    if name in _TORCH_NAMES:
-        from . import model
-
-        return getattr(model, name)
+    if name in _WHERE:
+        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
     raise AttributeError(f"module 'realtime' has no attribute {name!r}")

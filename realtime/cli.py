@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--codec", help="video encoder (default: libx264, H.264; libvpx-vp9 for .webm)")
     enc.add_argument("--crf", type=int, default=18, help="constant rate factor (default: 18; 0 = lossless for x264)")
     enc.add_argument("--preset", default="veryfast", help="x264/x265 preset (default: veryfast)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="folders: redo outputs that an earlier run finished (default: skip them)")
     p.add_argument("--queue-size", type=int, default=4, help="frames buffered between stages (default: 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("-v", "--verbose", action="store_true", help="more messages; full tracebacks on errors")
@@ -139,10 +142,12 @@ def run_pipeline(pipeline: Pipeline, total: int, label: str, args: argparse.Name
         raise
     finally:
         progress.close()
+        args.finished.extend(sink.path for sink in pipeline.sinks if isinstance(getattr(sink, "path", None), Path))
 
 
 def default_output(path: Path) -> Path:
-    return path.with_name(f"{path.stem}_enhanced{path.suffix}")
+    """NAME_enhanced.EXT beside the input (an animated GIF becomes an MP4)."""
+    return path.with_name(f"{path.stem}_enhanced{'.mp4' if path.suffix.lower() == '.gif' else path.suffix}")
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -206,25 +211,72 @@ def enhance_images(paths: list[Path], root: Path, sink: ImageSink, engine: "Lazy
     return len(source.failed)
 
 
-def enhance_folder(folder: Path, output: Path, engine: "LazyEnhancer", args: argparse.Namespace) -> int:
-    """Every image and video under `folder`, written under `output` with the same names."""
+@dataclass(frozen=True)
+class Job:
+    """One file of a folder run: enhance `source` into `target`."""
+
+    source: Path
+    target: Path
+    kind: str  # "image" or "video"
+
+
+@dataclass
+class FolderPlan:
+    jobs: list[Job]
+    done: list[Path]  # outputs that exist already (finished by an earlier run)
+    unsupported: list[Path]  # neither images nor videos
+
+
+def plan_folder(folder: Path, output: Path, overwrite: bool) -> FolderPlan:
+    """Every image and video under `folder`, to be written under `output` with the same
+    relative names (animated GIFs become MP4). Outputs only ever appear finished (they are
+    written under a temporary name), so one that exists is done, unless `overwrite`."""
     if same_file(folder, output):
         raise UsageError(f"{output}: output folder would overwrite the input")
-    output.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and output.resolve() not in p.resolve().parents)
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-    failures = enhance_images(images, folder, ImageSink(root=output, show_both=args.side_by_side), engine, args) if images else 0
-    for video in videos:
-        target = output / video.relative_to(folder)
-        target.parent.mkdir(parents=True, exist_ok=True)
+    inside = output.resolve()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and inside not in p.resolve().parents)
+    plan = FolderPlan([], [], [])
+    for path in files:
+        suffix = path.suffix.lower()
+        kind = "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES | {".gif"} else None
+        if kind is None:
+            plan.unsupported.append(path)
+            continue
+        target = output / path.relative_to(folder)
+        if suffix == ".gif":
+            target = target.with_suffix(".mp4")
+        if target.exists() and not overwrite:
+            plan.done.append(target)
+        else:
+            plan.jobs.append(Job(path, target, kind))
+    if not plan.jobs and not plan.done:
+        raise SourceError(f"{folder}: no images or videos inside")
+    return plan
+
+
+def enhance_folder(folder: Path, output: Path, engine: "LazyEnhancer", args: argparse.Namespace) -> int:
+    """Every image and video under `folder`, written under `output`; returns the failures."""
+    plan = plan_folder(folder, output, args.overwrite)
+    if plan.unsupported:
+        names = ", ".join(str(p.relative_to(folder)) for p in plan.unsupported[:5])
+        more = f" and {len(plan.unsupported) - 5} more" if len(plan.unsupported) > 5 else ""
+        log.warning("left alone (neither images nor videos): %s%s", names, more)
+    if plan.done:
+        log.info("%d output(s) already finished by an earlier run, skipped (--overwrite to redo them)", len(plan.done))
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SinkError(f"{output}: cannot make the output folder ({exc.strerror})") from None
+    images = [job.source for job in plan.jobs if job.kind == "image"]
+    failures = enhance_images(images, folder, ImageSink(root=output, show_both=args.side_by_side), engine, args) \
+        if images else 0
+    for job in (j for j in plan.jobs if j.kind == "video"):
+        job.target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            enhance_video(str(video), target, engine, args, keep_incomplete_partial=True)
+            enhance_video(str(job.source), job.target, engine, args, keep_incomplete_partial=True)
         except (SourceError, SinkError) as exc:
             log.warning("%s", exc)
             failures += 1
-    if not images and not videos:
-        raise SourceError(f"{folder}: no images or videos inside")
     return failures
 
 
@@ -314,6 +366,8 @@ def dispatch(args: argparse.Namespace, engine: LazyEnhancer) -> int:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         if same_file(path, output):
             raise UsageError(f"{output}: output would overwrite the input")
+        if output.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UsageError(f"{output}: an image needs an image output ({', '.join(sorted(IMAGE_SUFFIXES))})")
         if enhance_images([path], path.parent, ImageSink(path=output, show_both=args.side_by_side), engine, args):
             raise SourceError(f"{path}: not a readable image")
         return EXIT_OK
@@ -332,22 +386,32 @@ def run_demo(args: argparse.Namespace, engine: LazyEnhancer) -> int:
     return EXIT_OK
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interruption leaves, said truthfully."""
+    written = [p for p in getattr(args, "finished", []) if p.exists()]
+    if written:
+        return f"interrupted; {written[-1]} was finished and plays, with every frame enhanced so far"
+    return "interrupted; nothing was written"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a one-line message on bad usage
+    args.finished = []  # outputs closed so far (a stopped run's included)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("realtime-enhance: %(message)s"))
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM stops like Ctrl-C: the pipeline drains and the output is flushed.
-        signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+        from .__main__ import terminate
+
+        signal.signal(signal.SIGTERM, terminate)
     engine = LazyEnhancer(args)
     try:
         return dispatch(args, engine)
     except KeyboardInterrupt:
-        print("realtime-enhance: interrupted; the output was flushed and plays", file=sys.stderr)
+        print(f"realtime-enhance: {interrupted(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except UsageError as exc:
         print(f"realtime-enhance: error: {exc} (see --help)", file=sys.stderr)

@@ -182,25 +182,29 @@ def _denoised(vs, s, k, below, scale):  # pragma: no cover - numba
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _rgb_rows(src, dst, maps, y0, y1, yw, full, last, below, r0, r1):  # pragma: no cover - numba
-    """dst[y] = curves of src[y] for rows r0..r1. maps: (h, sets, W·3) row-upsampled α."""
+def _rgb_rows(src, dst, maps, y0, y1, yw, full, last, fb, scale, maxv, inv, r0, r1):  # pragma: no cover - numba
+    """dst[y] = curves of src[y] for rows r0..r1 (levels 0..maxv: uint8 or uint16; inv =
+    1/maxv). Dark denoise below level fb (0: off) with weight (fb − s)·scale/256; these
+    constants come exact from the caller (a reciprocal taken here under fastmath may be
+    approximate, and the denoise's integer arithmetic has exact ties).
+    maps: (h, sets, W·3) row-upsampled α."""
     n = src.shape[1] * 3
     v = np.empty(n, np.float32)
     a = np.empty(n, np.float32)
     vs = np.zeros(n + 6, np.float32)
-    fb, scale = np.float32(below), np.float32(256 // below if below else 0)
+    below = fb > 0
     for y in range(r0, r1):
         row, d = src[y].ravel(), dst[y].ravel()
         if below:
             _vertical_sums(src, y, vs)
             for k in range(n):
-                v[k] = _denoised(vs, np.float32(row[k]), k, fb, scale) * np.float32(1.0 / 255.0)
+                v[k] = _denoised(vs, np.float32(row[k]), k, fb, scale) * inv
         else:
             for k in range(n):
-                v[k] = np.float32(row[k]) * np.float32(1.0 / 255.0)
+                v[k] = np.float32(row[k]) * inv
         _iterate(v, a, maps[y0[y]], maps[y1[y]], yw[y], full, last)
         for k in range(n):
-            d[k] = np.uint8(min(max(v[k] * np.float32(255.0) + np.float32(0.5), np.float32(0.0)), np.float32(255.0)))
+            d[k] = min(max(v[k] * maxv + np.float32(0.5), np.float32(0.0)), maxv)
 
 
 # --- YUV 4:2:0 planes -------------------------------------------------------------------
@@ -389,9 +393,13 @@ class CurveApplier:
         return PassState(rows, linear_taps(h, height, self.grid), Schedule.of(self.iterations, strength))
 
     def apply_band(self, frame: np.ndarray, out: np.ndarray, state: PassState, r0: int, r1: int) -> None:
-        """Rows r0..r1 of out (H, W, 3 uint8) from frame (H, W, 3 uint8, C-contiguous rows)."""
+        """Rows r0..r1 of out from frame (H, W, 3, uint8 or uint16, C-contiguous rows)."""
         t, s = state.rows, state.schedule
-        _rgb_rows(frame, out, state.maps, t.i0, t.i1, t.w, s.full, np.float32(s.last), self.denoise_below, r0, r1)
+        maxv = np.iinfo(frame.dtype).max
+        fb = self.denoise_below * maxv // 255  # 8-bit levels to this depth's (65535 = 257 · 255)
+        scale = 256 / fb if fb else 0.0
+        _rgb_rows(frame, out, state.maps, t.i0, t.i1, t.w, s.full, np.float32(s.last), np.float32(fb),
+                  np.float32(scale), np.float32(maxv), np.float32(1 / maxv), r0, r1)
 
     def apply_planes_band(self, planes, out, state: PassState, r0: int, r1: int) -> None:
         """Rows r0..r1 (r0 even) of `out` from `planes` (YUVPlanes of one size and depth;

@@ -36,15 +36,16 @@ def default_weights_path() -> Path:
 
 
 def as_rgb_frame(frame: object) -> np.ndarray:
-    """Check a frame at the API boundary and return it as (H, W, 3) uint8, C-contiguous.
+    """Check a frame at the API boundary and return it as (H, W, 3), C-contiguous.
 
-    Accepts (H, W, 3) uint8 RGB, contiguous or not, and (H, W) uint8 grayscale (converted
-    to RGB). Raises ValueError naming what was expected otherwise.
+    Accepts (H, W, 3) RGB, contiguous or not, and (H, W) grayscale (converted to RGB),
+    of dtype uint8 (0..255) or uint16 (0..65535, e.g. a 16-bit PNG). Raises ValueError
+    naming what was expected otherwise.
     """
     if not isinstance(frame, np.ndarray):
         raise ValueError(f"expected a NumPy array of shape (H, W, 3) and dtype uint8, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise ValueError(f"expected dtype uint8 (values 0..255), got {frame.dtype}")
+    if frame.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected dtype uint8 (values 0..255) or uint16, got {frame.dtype}")
     if frame.ndim == 2:
         frame = np.repeat(frame[:, :, None], 3, axis=2)
     elif frame.ndim != 3 or frame.shape[2] != 3:
@@ -75,7 +76,8 @@ def small_copy(picture: Picture, size: tuple[int, int], downsample: str = "area"
     planes and converted at the small size (the area mean commutes with the linear matrix)."""
     interpolation = _INTERPOLATION[downsample]
     if isinstance(picture, np.ndarray):
-        return _area_downscale(picture, size, interpolation).astype(np.float32) * np.float32(1 / 255)
+        return _area_downscale(picture, size, interpolation).astype(np.float32) * np.float32(
+            1 / np.iinfo(picture.dtype).max)
     y, u, v = (_area_downscale(p, size, interpolation).astype(np.float32) for p in (picture.y, picture.u, picture.v))
     yo, ys, co, cs, _, _, _, cr_v, cg_u, cg_v, cb_u = picture.colour.coefficients(picture.bits, picture.scale)
     luma, pb, pr = (y - yo) / ys, (u - co) / cs, (v - co) / cs
@@ -120,8 +122,12 @@ class Enhancer:
             return self.enhance_planes(frame, out, strength)
         frame = as_rgb_frame(frame)
         if out is not None and (not isinstance(out, np.ndarray) or out.shape != frame.shape
-                                or out.dtype != np.uint8 or not out.flags.c_contiguous):
-            raise ValueError(f"out must be a C-contiguous uint8 array of shape {frame.shape}")
+                                or out.dtype != frame.dtype or not out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous {frame.dtype} array of shape {frame.shape}")
+        whole_frame = getattr(self.backend, "enhance_rgb", None)  # a GPU program for the whole computation
+        if whole_frame is not None and strength == 1.0 and frame.dtype == np.uint8:
+            self._check_open()
+            return whole_frame(frame, out)
         return self.apply(frame, self.estimate(frame), out, strength)
 
     def enhance_planes(self, planes: YUVPlanes, out: YUVPlanes | None = None, strength: float = 1.0) -> YUVPlanes:
@@ -150,7 +156,16 @@ class Enhancer:
     def estimate(self, picture: Picture) -> np.ndarray:
         """Curve maps for a checked picture (see curves())."""
         self._check_open()
-        return self.backend.maps(self.small(picture))
+        return self.maps(self.small(picture))
+
+    def maps(self, small: np.ndarray) -> np.ndarray:
+        """Curve maps for a small copy. A grey picture gets the same curve in every channel,
+        so that it stays grey (the net's three maps differ a little even for grey input)."""
+        maps = self.backend.maps(small)
+        if np.array_equal(small[..., 0], small[..., 1]) and np.array_equal(small[..., 0], small[..., 2]):
+            sets = maps.reshape(*maps.shape[:2], -1, 3)
+            maps = np.repeat(sets.mean(axis=3, keepdims=True), 3, axis=3).reshape(maps.shape)
+        return maps
 
     def apply(self, picture: Picture, maps: np.ndarray, out: Picture | None = None, strength: float = 1.0) -> Picture:
         """Apply curve maps to a checked picture, into `out` (new when None)."""

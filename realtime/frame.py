@@ -86,6 +86,7 @@ class Frame:
     captured: time.monotonic() when the source produced it (live latency is measured from it).
     packets: (input stream index, packet) of the other streams (audio, subtitles) demuxed
     before this frame, which a file sink copies unchanged.
+    alpha: an image's alpha plane, carried unchanged to the output.
     """
 
     image: Picture
@@ -98,6 +99,7 @@ class Frame:
     name: str = ""  # relative output name, for image sources
     rotation: int = 0  # display rotation (degrees counter-clockwise) the input asks players for
     packets: list = field(default_factory=list)
+    alpha: np.ndarray | None = None
 
 
 def as_rgb(picture: Picture) -> np.ndarray:

@@ -35,9 +35,10 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")
 #: Containers that keep no presentation timestamps: B-frames would play out of order.
 NO_REORDER = {".avi", ".flv"}
-#: Matroska is written in clusters of at most this long and flushed to disk after each
-#: packet, so a hard kill loses at most about this much already-encoded video.
-CLUSTER_MS = 1000
+#: Matroska is written in clusters of at most this long (the muxer holds the open one in
+#: memory) and flushed to disk after each packet, so a hard kill loses at most about this
+#: much of already-encoded video, plus what the encoder holds (a few frames).
+CLUSTER_MS = 500
 #: The colour description of RGB sources' output: OpenCV's RGB->I420 conversion is BT.601, limited range.
 OPENCV_I420 = ColourDescription(space=SPACE_SMPTE170M, full_range=False, primaries=1, transfer=1)
 #: Where the colour description survives: in the codec's own bitstream, or in the container.
@@ -119,6 +120,7 @@ class VideoFileSink:
         self.stream = None
         self._copies: dict = {}
         self._held: list = []  # copied packets waiting for the video to reach their time
+        self.unmuxable = 0  # copied packets the muxer refused (damaged input)
         self._last_pts: int | None = None
         self.frames = 0
         try:
@@ -134,7 +136,10 @@ class VideoFileSink:
         log.debug("%s: encoder %s", self.path, codec)
         options = {}
         if self.path.suffix.lower() in (".mkv", ".webm", ".mka"):
-            options = {"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"}
+            # Bounded in memory: the open cluster, and the interleaving queue (by default up to
+            # 10 s while it waits for every stream), so that a hard kill loses little.
+            options = {"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1",
+                       "max_interleave_delta": str(CLUSTER_MS * 200)}
         try:
             self.container = av.open(str(self.target), mode="w", format=_format_of(self.path), options=options)
         except (av.error.FFmpegError, ValueError) as exc:
@@ -275,7 +280,11 @@ class VideoFileSink:
                 keep.append((index, packet))
                 continue
             packet.stream = copy
-            self.container.mux(packet)
+            try:
+                self.container.mux(packet)
+            except av.error.FFmpegError as exc:  # a damaged input packet (bad timestamps): leave it out
+                self.unmuxable += 1
+                log.debug("%s: a %s packet could not be copied: %s", self.path, copy.type, exc)
         self._held = keep
 
     def _video_frame(self, picture: Picture) -> "av.VideoFrame":
@@ -335,6 +344,8 @@ class VideoFileSink:
             self._abandon()
             raise
         self.container = None
+        if self.unmuxable:
+            log.warning("%s: %d damaged packet(s) of the copied streams left out", self.path, self.unmuxable)
         if self.frames == 0:
             self._abandon()
         elif self.target != self.path and (complete or not self.keep_incomplete_partial):
@@ -388,35 +399,70 @@ def _pad_edges(picture: YUVPlanes, owner: "av.VideoFrame") -> None:
         y[h, :] = y[h - 1, :]
 
 
+#: Image formats that hold 16 bits per channel, and those that hold alpha.
+DEEP_IMAGES = {".png", ".tif", ".tiff"}
+ALPHA_IMAGES = {".png", ".tif", ".tiff", ".webp"}
+
+
 class ImageSink:
     """Writes each enhanced frame as an image: to `path`, or under the folder `root`
-    at the frame's own relative name (mirroring an input folder)."""
+    at the frame's own relative name (mirroring an input folder). Alpha is copied and
+    16-bit depth kept where the output format has them (said once when it has not); grey
+    images are written grey. Each file is written under a temporary name and renamed."""
 
     def __init__(self, path: Path | None = None, root: Path | None = None, show_both: bool = False) -> None:
         self.path, self.root, self.show_both = path, root, show_both
         if path is not None:
             check_output_path(path)
         else:
-            root.mkdir(parents=True, exist_ok=True)
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SinkError(f"{root}: cannot make the output folder ({exc.strerror})") from None
             if not os.access(root, os.W_OK | os.X_OK):
                 raise SinkError(f"{root}: output folder is not writable")
         self.frames = 0
+        self._said: set = set()
 
     def write(self, frame: Frame) -> bool:
         target = self.path if self.path is not None else self.root / frame.name
         target.parent.mkdir(parents=True, exist_ok=True)
         image = side_by_side(frame.image, frame.enhanced) if self.show_both else as_rgb(frame.enhanced)
-        ok, data = cv2.imencode(target.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise SinkError(f"{target}: cannot encode an image with suffix {target.suffix!r}")
+        data = self._encode(target, image, frame.alpha, grey=_is_grey(frame.image))
         partial = partial_path(target)
         data.tofile(str(partial))
         os.replace(partial, target)
         self.frames += 1
         return True
 
+    def _encode(self, target: Path, image: np.ndarray, alpha: np.ndarray | None, grey: bool) -> np.ndarray:
+        suffix = target.suffix.lower() or ".png"
+        if image.dtype == np.uint16 and suffix not in DEEP_IMAGES:
+            self._say(f"{target.suffix} holds 8 bits per channel: 16-bit images are written as 8-bit")
+            image, alpha = (image >> 8).astype(np.uint8), None if alpha is None else (alpha >> 8).astype(np.uint8)
+        if alpha is not None and suffix not in ALPHA_IMAGES:
+            self._say(f"{target.suffix} has no alpha: the transparency of the input is not kept")
+            alpha = None
+        pixels = image[..., 0] if grey and alpha is None else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        if alpha is not None and not self.show_both:
+            pixels = np.dstack([cv2.cvtColor(image, cv2.COLOR_RGB2BGR), alpha.astype(image.dtype)])
+        ok, data = cv2.imencode(suffix, pixels)
+        if not ok:
+            raise SinkError(f"{target}: cannot encode an image with suffix {target.suffix!r}")
+        return data
+
+    def _say(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            log.warning("%s", message)
+
     def close(self, complete: bool = True) -> None:
         pass
+
+
+def _is_grey(image: object) -> bool:
+    return isinstance(image, np.ndarray) and image.ndim == 3 and np.array_equal(image[..., 0], image[..., 1]) \
+        and np.array_equal(image[..., 0], image[..., 2])
 
 
 class PreviewSink:

@@ -175,6 +175,8 @@ class VideoFileSource:
         self.error: str | None = None
         self.damage = Damage()
         self._end = 0.0  # latest end time (s) of any packet demuxed
+        self._video_end = 0.0  # and of the video stream's
+        self._video_packets = 0
         self._chroma: dict = {}
 
     def __iter__(self) -> Iterator[Frame]:
@@ -189,6 +191,8 @@ class VideoFileSource:
         if held is not None:
             held.packets = pending[:]
             yield held
+        # Frames the decoder dropped without an error (they referred to damaged ones).
+        self.damage.dropped = max(0, self._video_packets - index - self.damage.skipped)
         self.error = self._shortfall(index)
 
     def _decoded(self, pending: list) -> Iterator["av.VideoFrame"]:
@@ -197,6 +201,7 @@ class VideoFileSource:
         for packet in self._packets():
             index = packet.stream.index
             if index == self.stream.index:
+                self._video_packets += 1
                 yield from self._decode(packet)
             else:  # the index travels with it: the input (and its stream objects) may be closed by then
                 pending.append((index, packet))
@@ -211,10 +216,15 @@ class VideoFileSource:
             try:
                 for packet in self.container.demux(*streams):
                     if packet.dts is None and packet.pts is None:
-                        continue  # a demuxer flush packet
+                        if packet.size and packet.stream.index != self.stream.index:
+                            yield packet  # cover art: one packet, no time
+                        continue  # else a demuxer flush packet
                     failures = 0
                     when = packet.pts if packet.pts is not None else packet.dts
-                    self._end = max(self._end, float((when + (packet.duration or 0)) * packet.time_base))
+                    end = float((when + (packet.duration or 0)) * packet.time_base)
+                    self._end = max(self._end, end)
+                    if packet.stream.index == self.stream.index:
+                        self._video_end = max(self._video_end, end)
                     yield packet
                 return
             except av.error.EOFError:
@@ -280,20 +290,39 @@ class VideoFileSource:
             return self.error
         if decoded == 0:
             return f"{self.label}: no frame could be decoded"
-        missing = self.damage.skipped
-        if self.stream.frames and decoded + missing < self.stream.frames - 1:
-            return (f"{self.label}: only {decoded} of {self.stream.frames} frames could be decoded "
-                    "(the file is truncated)")
-        if self.container.duration and not self.pipe:
+        if self.stream.frames and self._video_packets < self.stream.frames - 1:
+            return (f"{self.label}: only {self._video_packets} of the {self.stream.frames} frames the file announces "
+                    f"are in it (the file is truncated)")
+        if self.pipe:
+            return None
+        start = (self.container.start_time or 0) / av.time_base
+        tolerance = max(2.0 / self.fps, 0.25)
+        if self.container.duration:
             duration = self.container.duration / av.time_base
-            start = (self.container.start_time or 0) / av.time_base
-            if self._end - start < duration - max(2.0 / self.fps, 0.25):
+            if self._end - start < duration - tolerance:
                 return (f"{self.label}: the file ends at {self._end - start:.2f} s of the {duration:.2f} s its header "
                         f"announces, after {decoded} frames (truncated)")
+        video = _announced_duration(self.stream)
+        if video and self._video_end - start < video - tolerance:
+            return (f"{self.label}: the video stops at {self._video_end - start:.2f} s of the {video:.2f} s the file "
+                    f"announces for it, after {decoded} frames (the rest is damaged and could not be read)")
         return None
 
     def close(self) -> None:
         self.container.close()
+
+
+def _announced_duration(stream: "av.stream.Stream") -> float | None:
+    """The duration (s) the file states for a stream: its own field, or a DURATION tag
+    (Matroska writes one per track)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except (AttributeError, ValueError):
+        return None
 
 
 def _bits(pix_fmt: str | None) -> int:
@@ -316,6 +345,7 @@ class Damage:
     skipped: int = 0
     concealed: int = 0
     unparsed: int = 0
+    dropped: int = 0
     first: float | None = None
     last: float | None = None
 
@@ -340,12 +370,13 @@ class Damage:
         log.debug("damaged data skipped by the demuxer: %s", exc)
 
     def __bool__(self) -> bool:
-        return bool(self.skipped or self.concealed or self.unparsed)
+        return bool(self.skipped or self.concealed or self.unparsed or self.dropped)
 
     def describe(self, fps: float) -> str:
         parts = []
-        if self.skipped:
-            parts.append(f"{self.skipped} undecodable packet(s) skipped (about {self.skipped / fps:.2f} s of video)")
+        lost = self.skipped + self.dropped
+        if lost:
+            parts.append(f"{lost} frame(s) could not be decoded and were skipped (about {lost / fps:.2f} s of video)")
         if self.concealed:
             parts.append(f"{self.concealed} frame(s) repaired by the decoder and kept")
         if self.unparsed:
@@ -464,6 +495,22 @@ def read_image(path: Path) -> np.ndarray | None:
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def read_picture(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """An image file as it is: (RGB (H, W, 3) or grey (H, W), uint8 or uint16; its alpha
+    plane or None); None when it cannot be decoded."""
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if image is None or image.dtype not in (np.uint8, np.uint16):
+        return None if image is None else (read_image(path), None)  # float / 32-bit images: as 8-bit RGB
+    if image.ndim == 2:
+        return image, None
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB), image[..., 3]
+    if image.shape[2] == 2:  # grey + alpha
+        return image[..., 0], image[..., 1]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None
+
+
 class ImageSource:
     """Still images; each Frame's `name` is its path relative to `root`. Unreadable
     files are skipped, logged and listed in `failed`."""
@@ -480,12 +527,15 @@ class ImageSource:
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
-            image = read_image(path)
-            if image is None:
+            picture = read_picture(path)
+            if picture is None:
                 log.warning("%s: not a readable image, skipped", path)
                 self.failed.append(path)
                 continue
-            yield Frame(image, index, name=str(path.relative_to(self.root)))
+            image, alpha = picture
+            if image.ndim == 2:  # grey: the engine keeps it grey (the same curve in every channel)
+                image = np.repeat(image[:, :, None], 3, axis=2)
+            yield Frame(image, index, name=str(path.relative_to(self.root)), alpha=alpha)
         if self.failed:
             self.error = f"{len(self.failed)} of {len(self.paths)} images could not be read"
 

@@ -233,11 +233,18 @@ def _noise_histograms(x, acc, scale, step, shift, dy, dx, channels, temporal, sp
 
 
 def _quantile(hist: np.ndarray, share: float) -> np.ndarray:
-    """Per row of a histogram (bins of a quarter code), the value below which `share` of
-    its samples lie, in codes (NaN for rows with too few samples)."""
+    """Per row of a histogram of integer values, the value below which `share` of its
+    samples lie, interpolated within the bin that holds it (a value v counts as spread
+    over [v − 0.5, v + 0.5), so that a histogram of small integers still gives a smooth
+    estimate); NaN for rows with too few samples."""
     counts = hist.sum(axis=1)
-    q = (np.cumsum(hist, axis=1) >= np.maximum(1, counts[:, None] * share)).argmax(axis=1)
-    return np.where(counts >= 64, (q + 0.5) / 4, np.nan)
+    cumulative = np.cumsum(hist, axis=1)
+    target = counts * share
+    q = (cumulative >= np.maximum(target, 1)[:, None]).argmax(axis=1)
+    rows = np.arange(hist.shape[0])
+    below = np.where(q > 0, cumulative[rows, np.maximum(q - 1, 0)], 0)
+    inside = (target - below) / np.maximum(hist[rows, q], 1)
+    return np.where(counts >= 64, np.maximum(q - 0.5 + inside, 0.0), np.nan)
 
 
 class NoiseEstimate:
@@ -264,8 +271,8 @@ class NoiseEstimate:
         # |N(0, σ)| has its 25th percentile at 0.3186 σ. x − acc of still pixels has the
         # variance σ² (1 + k/(2 − k)) of noise plus average; the Laplacian 4x − its four
         # neighbours, 20 σ² (and its histogram counts whole codes, i.e. 4 quarters each).
-        from_time = _quantile(temporal, 0.25) / 0.3186 / np.sqrt(1 + k_min / (2 - k_min))
-        from_space = _quantile(spatial, 0.25) * 4 / 0.3186 / np.sqrt(20)
+        from_time = _quantile(temporal, 0.25) / 4 / 0.3186 / np.sqrt(1 + k_min / (2 - k_min))
+        from_space = _quantile(spatial, 0.25) / 0.3186 / np.sqrt(20)
         sigma = np.fmin(from_time, from_space)
         if np.all(np.isnan(sigma)):
             return
@@ -502,12 +509,14 @@ class VideoEnhancer:
     def __call__(self, frame: Picture, out: Picture | None = None) -> Picture:
         if not isinstance(frame, YUVPlanes):
             frame = as_rgb_frame(frame)
+            if frame.dtype != np.uint8:
+                raise ValueError("VideoEnhancer takes uint8 RGB frames or YUVPlanes (use Enhancer for 16-bit images)")
         small = self.enhancer.small(frame)
         cut = self.smoother.is_cut(small) if self.smoother else False
         if cut:
             self.denoiser.reset()
         clean = self.denoiser(frame)
-        maps = self.enhancer.backend.maps(small if clean is frame else self.enhancer.small(clean))
+        maps = self.enhancer.maps(small if clean is frame else self.enhancer.small(clean))
         if self.smoother:
             maps = self.smoother(maps, cut)
         return self.enhancer.apply(clean, maps, out, self.strength)

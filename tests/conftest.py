@@ -179,3 +179,55 @@ def identity_weights(path: Path) -> Path:
     config = ModelConfig(width=4, shared_curves=True, long_side=32, denoise_below=0)
     save_weights(path, Checkpoint(config, {k: np.zeros(s, np.float32) for k, s in expected_shapes(config).items()}))
     return path
+
+
+# --- damaged and unusual inputs -------------------------------------------------------------
+
+
+def damage(path: Path, offsets: list[float], size: int = 3000, seed: int = 0) -> Path:
+    """Overwrite `size` random bytes at each of `offsets` (fractions of the file), in place."""
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(seed)
+    for fraction in offsets:
+        start = int(len(data) * fraction)
+        data[start:start + size] = rng.integers(0, 256, min(size, len(data) - start), dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def decodable(path: Path) -> tuple[list[Fraction], int]:
+    """What a tolerant decoder (as ffmpeg's command line) gets out of a file: the times of
+    every video frame that decodes, skipping packets that do not, and the audio packets."""
+    times, audio = [], 0
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        wanted = [video, *container.streams.audio]
+        while True:
+            try:
+                for packet in container.demux(*wanted):
+                    if packet.stream.type == "audio":
+                        audio += packet.size > 0
+                        continue
+                    try:
+                        frames = video.codec_context.decode(packet if packet.size else None)
+                    except av.error.FFmpegError:
+                        continue
+                    times += [f.pts * f.time_base for f in frames]
+                break
+            except av.error.EOFError:
+                break
+            except av.error.FFmpegError:
+                continue
+    return times, audio
+
+
+def remux(src: Path, dst: Path, **options) -> Path:
+    """Stream-copy every stream of `src` into `dst` (the container follows the suffix)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", **options) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        for packet in inp.demux():
+            if packet.dts is None or packet.stream.index not in streams:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst

@@ -77,8 +77,12 @@ def test_benchmark_quick_run_writes_every_field(tmp_path):
                 "speedup_vs_zero_dce_cpu", "speedup_vs_zero_dce_pp_cpu"):
         assert key in row
     assert any(r["file"] == "720p" for r in data["per_frame"]["rows"])
-    for key in ("clip", "frames", "round_trip_fps", "enhanced_fps", "ratio"):
+    for key in ("clip", "frames", "reference", "reference_wall_s", "reference_peak_mb", "enhanced_wall_s",
+                "enhanced_cpu_s", "enhanced_peak_mb", "wall_ratio"):
         assert key in data["file_throughput"][0]
+    assert data["file_throughput"][0]["enhanced_peak_mb"] > 10
+    for key in ("engine_ms", "engine_temporal_ms", "temporal_extra_ms"):
+        assert key in data["video_path"]
     assert [r["camera_fps"] for r in data["live"]] == [30, 60]
     for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_fps", "dropped", "backlog_growth_ms"):
         assert key in data["live"][0]

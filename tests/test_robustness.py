@@ -1,0 +1,433 @@
+"""Nothing lost: damaged files, pipes, kills and odd inputs keep every frame that can be kept.
+
+Each test builds its own hostile case; the numbers refer to the classes of issue 10.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from conftest import audio_packets, cli, damage, decodable, make_clip, remux, video_indices, video_times
+from realtime import Enhancer
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if "error:" in line or "damaged input" in line]
+
+
+# --- 1. damaged packets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])
+def test_damaged_files_keep_every_frame_a_tolerant_decoder_gets(tmp_path, suffix):
+    src = tmp_path / f"clip{suffix}"
+    made = make_clip(tmp_path / "whole.mp4", frames=120, size=(160, 96), audio=True)
+    remux(tmp_path / "whole.mp4", src) if suffix != ".mp4" else (tmp_path / "whole.mp4").rename(src)
+    damage(src, [0.3, 0.5, 0.7])
+    expected_times, expected_audio = decodable(src)
+    dst = tmp_path / "out.mkv"
+    result = cli(str(src), "-o", str(dst), "--preset", "ultrafast", "--denoise", "off")
+    written = video_times(dst)
+    assert len(written) >= len(expected_times), f"{len(written)} written, a tolerant decoder gets {len(expected_times)}"
+    if max(expected_times) < max(made) - 0.5:  # the demuxer could not read past the damage: the rest is lost
+        assert result.returncode == 1 and "could not be read" in result.stderr, result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    def relative_ms(times):  # Matroska keeps milliseconds (and 90 kHz times round to them either way)
+        first = min(times)
+        return [float(t - first) * 1000 for t in times]
+
+    expected_ms = np.array(relative_ms(expected_times))
+    assert all(np.abs(expected_ms - t).min() <= 1.0 for t in relative_ms(written)), "timestamps are the input's"
+    assert len(audio_packets(dst)) >= expected_audio - 2, "audio kept"
+    if len(written) < len(made):
+        assert "damaged input" in result.stderr and len(error_lines(result)) == 1
+
+
+# --- 2. pipes, FIFOs, stdin ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ts_clip(tmp_path) -> tuple[Path, list[Fraction]]:
+    times = make_clip(tmp_path / "clip.mp4", frames=120, size=(128, 72), audio=True)
+    return remux(tmp_path / "clip.mp4", tmp_path / "clip.ts"), times
+
+
+def test_stdin_reads_every_frame_and_audio_packet_once(tmp_path, ts_clip):
+    src, times = ts_clip
+    dst = tmp_path / "out.mkv"
+    with src.open("rb") as stdin:
+        result = subprocess.run([sys.executable, "-m", "realtime", "-", "-o", str(dst), "--preset", "ultrafast"],
+                                stdin=stdin, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert video_indices(dst) == list(range(len(times)))
+    assert len(audio_packets(dst)) == len(audio_packets(src))
+
+
+@pytest.mark.parametrize("audio", [True, False])
+def test_a_fifo_is_read_once(tmp_path, audio):
+    times = make_clip(tmp_path / "clip.mp4", frames=90, size=(128, 72), audio=audio)
+    src = remux(tmp_path / "clip.mp4", tmp_path / "clip.ts")
+    fifo = tmp_path / "pipe.ts"
+    os.mkfifo(fifo)
+    dst = tmp_path / "out.mkv"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(fifo), "-o", str(dst), "--preset", "ultrafast"],
+                            stderr=subprocess.PIPE, text=True)
+    with fifo.open("wb") as writer:
+        writer.write(src.read_bytes())
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert video_indices(dst) == list(range(len(times)))
+    assert len(audio_packets(dst)) == len(audio_packets(src))
+
+
+# --- 3. truncated files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_truncated_files_with_audio_write_what_decodes_and_fail(tmp_path, suffix):
+    whole = tmp_path / f"whole{suffix}"
+    make_clip(tmp_path / "made.mp4", frames=96, size=(128, 72), audio=True)
+    if suffix == ".mp4":  # the index first (faststart), so that the first half still opens
+        remux(tmp_path / "made.mp4", whole, options={"movflags": "faststart"})
+    else:
+        remux(tmp_path / "made.mp4", whole)
+    half = tmp_path / f"half{suffix}"
+    half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    expected, _ = decodable(half)
+    dst = tmp_path / "out.mkv"
+    result = cli(str(half), "-o", str(dst), "--preset", "ultrafast")
+    assert result.returncode == 1, result.stderr
+    assert "truncated" in result.stderr
+    assert len(video_indices(dst)) >= len(expected) > 0
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    half.rename(folder / half.name)
+    result = cli(str(folder), "-o", str(out), "--preset", "ultrafast")
+    assert result.returncode == 1 and "could not be enhanced" in result.stderr
+
+
+# --- 4. the video stream a player would choose -------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_still_or_cover_art_is_not_taken_for_the_video(tmp_path, suffix):
+    """Matroska: a one-frame MJPEG still as the first video stream; MP4: real cover art
+    (an attached picture), which is also kept in the output."""
+    made = make_clip(tmp_path / "video.mp4", frames=30, size=(128, 72), audio=False)
+    src = tmp_path / f"with_still{suffix}"
+    cover = cv2.imencode(".jpg", np.full((64, 64, 3), 200, np.uint8))[1].tobytes()
+    with av.open(str(tmp_path / "video.mp4")) as inp, av.open(str(src), "w") as out:
+        art = out.add_stream("mjpeg", rate=1)
+        art.width, art.height, art.pix_fmt = 64, 64, "yuvj420p"
+        art.disposition = av.stream.Disposition.attached_pic
+        video = out.add_stream_from_template(inp.streams.video[0])
+        packet = av.Packet(cover)
+        packet.stream, packet.pts, packet.dts = art, 0, 0
+        out.mux(packet)
+        for p in inp.demux(video=0):
+            if p.dts is not None:
+                p.stream = video
+                out.mux(p)
+    dst = tmp_path / f"out{suffix}"
+    result = cli(str(src), "-o", str(dst), "--preset", "ultrafast")
+    assert result.returncode == 0, result.stderr
+    assert video_indices(dst) == list(range(len(made)))
+    if suffix == ".mp4":
+        with av.open(str(dst)) as c:
+            assert any(s.disposition & av.stream.Disposition.attached_pic for s in c.streams.video), "cover art kept"
+
+
+# --- 5. a hard kill of a Matroska recording ------------------------------------------------------------
+
+KILL_DRIVER = """
+import sys
+from realtime import Enhancer
+from realtime.pipeline import Pipeline
+from realtime.sinks import VideoFileSink
+from realtime.sources import VideoFileSource
+
+import time
+
+class Report:
+    def write(self, frame):
+        print(frame.index, flush=True)  # after the file sink took it: handed to the encoder
+        time.sleep(1 / 48)  # a recording arrives at a camera's pace
+        return True
+    def close(self, complete=True):
+        pass
+
+source = VideoFileSource(sys.argv[1])
+sink = VideoFileSink(sys.argv[2], source.info, preset="ultrafast")
+Pipeline(source, Enhancer(backend="cpu"), [sink, Report()], queue_size=2).run()
+"""
+
+
+@pytest.mark.slow
+def test_a_hard_kill_loses_at_most_about_a_second_of_matroska(tmp_path):
+    src = tmp_path / "long.mp4"
+    make_clip(src, frames=400, size=(320, 180), fps=24, audio=True)
+    for seconds in (1.5, 3.0):
+        dst = tmp_path / f"rec{seconds}.mkv"
+        proc = subprocess.Popen([sys.executable, "-c", KILL_DRIVER, str(src), str(dst)], stdout=subprocess.PIPE,
+                                text=True)
+        start, last = None, -1
+        for line in proc.stdout:
+            last = int(line)
+            start = start or time.monotonic()
+            if time.monotonic() - start > seconds:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        partial = dst.with_name(f"{dst.stem}.partial.mkv")
+        assert not dst.exists() and partial.exists(), "a killed run leaves NAME.partial.mkv, never the final name"
+        kept = video_times(partial)  # relative: Matroska shifts every stream by the audio's priming delay
+        assert np.allclose([float(t - kept[0]) for t in kept], [i / 24 for i in range(len(kept))], atol=0.001)
+        lost = last + 1 - len(kept)
+        assert lost <= 24 * 1.2, f"{lost} frames handed to the encoder were lost ({last + 1} written, {len(kept)} kept)"
+
+
+# --- 6. never destroy the input; finished outputs only --------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["hardlink", "symlink", "dot"])
+def test_the_input_under_another_name_is_refused_as_output(tmp_path, clip, spelling):
+    src = tmp_path / "in.mp4"
+    src.write_bytes(clip[0].read_bytes())
+    before = src.read_bytes()
+    alias = {"hardlink": tmp_path / "link.mp4", "symlink": tmp_path / "sym.mp4", "dot": Path(f"{tmp_path}/./in.mp4")}[spelling]
+    if spelling == "hardlink":
+        os.link(src, alias)
+    elif spelling == "symlink":
+        alias.symlink_to(src)
+    result = cli(str(src), "-o", str(alias))
+    assert result.returncode == 2 and "would overwrite the input" in result.stderr
+    assert src.read_bytes() == before
+
+
+def test_a_failed_run_leaves_the_existing_output_alone(tmp_path):
+    whole = tmp_path / "whole.mp4"
+    make_clip(whole, frames=48, audio=False)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(whole.read_bytes()[:2000])  # no index: nothing decodes
+    dst = tmp_path / "out.mp4"
+    dst.write_bytes(b"an earlier result")
+    result = cli(str(broken), "-o", str(dst))
+    assert result.returncode == 1
+    assert dst.read_bytes() == b"an earlier result", "the output was replaced by a failed run"
+    assert not list(tmp_path.glob("*.partial.*"))
+
+
+def test_an_existing_output_is_replaced_only_when_the_new_one_is_finished(tmp_path, clip):
+    dst = tmp_path / "out.mp4"
+    dst.write_bytes(b"an earlier result")
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(clip[0]), "-o", str(dst), "--preset", "ultrafast"],
+                            stderr=subprocess.PIPE, text=True)
+    seen_old_while_running = False
+    while proc.poll() is None:
+        seen_old_while_running |= dst.exists() and dst.read_bytes() == b"an earlier result"
+        time.sleep(0.01)
+    assert proc.returncode == 0 and seen_old_while_running
+    assert len(video_times(dst)) == len(clip[1])
+
+
+# --- 7. in-place enhancement through the API -------------------------------------------------------------
+
+
+def test_out_may_be_the_input_itself():
+    rng = np.random.default_rng(0)
+    with Enhancer(backend="cpu") as enhancer:
+        frame = rng.integers(0, 60, (90, 160, 3), dtype=np.uint8)
+        expected = enhancer(frame)
+        assert enhancer(frame, out=frame) is frame
+        np.testing.assert_array_equal(frame, expected)
+        view = rng.integers(0, 60, (90, 160, 3), dtype=np.uint8)
+        with pytest.raises(ValueError, match="C-contiguous"):
+            enhancer(view, out=view[:, ::-1])
+
+
+# --- 8. images keep alpha, depth and grey -------------------------------------------------------------------
+
+
+def test_images_keep_alpha_16_bit_and_grey(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    alpha = np.tile((np.arange(60) * 4).astype(np.uint8), (40, 1))
+    cv2.imwrite(str(folder / "rgba.png"), np.dstack([rng.integers(0, 60, (40, 60, 3)).astype(np.uint8), alpha]))
+    cv2.imwrite(str(folder / "deep.png"), (rng.integers(0, 60, (40, 60, 3)) * 257).astype(np.uint16))
+    cv2.imwrite(str(folder / "grey.png"), rng.integers(0, 60, (40, 60)).astype(np.uint8))
+    cv2.imwrite(str(folder / "grey_rgb.png"), np.repeat(rng.integers(0, 60, (40, 60, 1)), 3, axis=2).astype(np.uint8))
+    result = cli(str(folder), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    out = {p.stem: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in (tmp_path / "out").iterdir()}
+    assert out["rgba"].shape == (40, 60, 4) and np.array_equal(out["rgba"][..., 3], alpha)
+    assert out["deep"].dtype == np.uint16 and out["deep"].max() > 255
+    for name in ("grey", "grey_rgb"):
+        image = out[name] if out[name].ndim == 3 else out[name][..., None].repeat(3, axis=2)
+        means = image.reshape(-1, 3).mean(axis=0)
+        assert means.max() - means.min() <= 1.0, f"{name}: channel means {means}"
+    with Enhancer(backend="cpu") as enhancer:
+        grey = rng.integers(0, 60, (40, 60)).astype(np.uint8)
+        means = enhancer(grey).reshape(-1, 3).mean(axis=0)
+        assert means.max() - means.min() <= 1.0
+    result = cli(str(folder / "rgba.png"), "-o", str(tmp_path / "flat.jpg"))
+    assert result.returncode == 0 and "no alpha" in result.stderr
+
+
+# --- 9, 10. signals -----------------------------------------------------------------------------------------
+
+
+def test_sigterm_works_when_sigint_is_ignored(tmp_path):
+    src = tmp_path / "long.mp4"
+    make_clip(src, frames=600, size=(640, 480), audio=True)
+    dst = tmp_path / "o.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(dst)], stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    partial, deadline = tmp_path / "o.partial.mp4", time.monotonic() + 60
+    while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.terminate()
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 130, err
+    frames = video_indices(dst)
+    assert 0 < len(frames) < 600 and frames == list(range(len(frames)))
+
+
+def test_ctrl_c_while_starting_is_quiet_and_truthful(tmp_path, clip):
+    for delay in (0.05, 0.2):
+        proc = subprocess.Popen([sys.executable, "-m", "realtime", str(clip[0]), "-o", str(tmp_path / "o.mp4")],
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert "Traceback" not in err, err
+        if proc.returncode == 130 and not (tmp_path / "o.mp4").exists():
+            assert "nothing was written" in err and "plays" not in err
+
+
+# --- 11. folders ------------------------------------------------------------------------------------------------
+
+
+def test_folder_runs_resume_handle_every_kind_and_say_what_they_skip(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    (folder / "x").mkdir(parents=True)  # a subfolder called x once broke the second run
+    cv2.imwrite(str(folder / "x" / "a.png"), np.full((30, 40, 3), 20, np.uint8))
+    make_clip(folder / "c.mp4", frames=6, audio=False)
+    with av.open("testsrc2=size=64x48:rate=10:duration=0.5", format="lavfi") as src, \
+            av.open(str(folder / "e.webm"), "w") as webm, av.open(str(folder / "f.gif"), "w") as gif:
+        vp9, animated = webm.add_stream("libvpx-vp9", rate=10), gif.add_stream("gif", rate=10)
+        vp9.width, vp9.height, vp9.pix_fmt = 64, 48, "yuv420p"
+        animated.width, animated.height, animated.pix_fmt = 64, 48, "rgb8"
+        for vf in src.decode(video=0):
+            webm.mux(vp9.encode(vf.reformat(format="yuv420p")))
+            gif.mux(animated.encode(vf.reformat(format="rgb8")))
+        webm.mux(vp9.encode(None))
+        gif.mux(animated.encode(None))
+    (folder / "notes.txt").write_text("not a picture")
+    result = cli(str(folder), "-o", str(out), "--preset", "ultrafast")
+    assert result.returncode == 0, result.stderr
+    assert "notes.txt" in result.stderr
+    assert len(video_times(out / "e.webm")) == 5, "WebM gets a WebM codec (VP9)"
+    assert len(video_times(out / "f.mp4")) == 5, "an animated GIF is a video"
+    made = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    result = cli(str(folder), "-o", str(out), "--preset", "ultrafast")
+    assert result.returncode == 0, result.stderr
+    assert "already finished" in result.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == made, "a re-run redid finished files"
+    result = cli(str(folder), "-o", str(out), "--preset", "ultrafast", "--overwrite")
+    assert result.returncode == 0
+    assert (out / "c.mp4").stat().st_mtime_ns != made[out / "c.mp4"]
+
+
+def test_an_interrupted_folder_run_does_not_pass_for_finished(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    make_clip(folder / "long.mp4", frames=600, size=(640, 480), audio=False)
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(folder), "-o", str(out)], stderr=subprocess.PIPE,
+                            text=True)
+    partial, deadline = out / "long.partial.mp4", time.monotonic() + 60
+    while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert not (out / "long.mp4").exists(), "half a file under the final name would be skipped as finished"
+
+
+# --- 12. containers: AVI order, interlacing -----------------------------------------------------------------------
+
+
+def test_avi_output_plays_in_order(tmp_path, clip):
+    dst = tmp_path / "out.avi"
+    result = cli(str(clip[0]), "-o", str(dst), "--preset", "ultrafast")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].codec_context.has_b_frames == 0
+    assert video_indices(dst) == list(range(len(clip[1])))
+
+
+def test_interlaced_field_order_is_kept(tmp_path):
+    src = tmp_path / "interlaced.mkv"
+    with av.open("testsrc2=size=128x96:rate=25:duration=0.4", format="lavfi") as lavfi, av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "x264-params": "tff=1"})
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        stream.codec_context.field_order = 2  # top field first
+        stream.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        for vf in lavfi.decode(video=0):
+            out.mux(stream.encode(vf.reformat(format="yuv420p")))
+        out.mux(stream.encode(None))
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_context.field_order > 1, "the test clip is interlaced"
+    dst = tmp_path / "out.mkv"
+    result = cli(str(src), "-o", str(dst), "--preset", "ultrafast")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].codec_context.field_order > 1
+
+
+# --- 13. usage errors, one line each ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--crf", "99"], "--crf must be between 0 and 51"),
+    (["--crf", "-1"], "--crf must be between 0 and 51"),
+    (["--fps", "0"], "--fps must be positive"),
+    (["--fps", "-1"], "--fps must be positive"),
+    (["--preset", "nonsense"], "--preset must be one of"),
+])
+def test_bad_settings_are_one_line_usage_errors(tmp_path, clip, args, message):
+    result = cli(str(clip[0]), "-o", str(tmp_path / "o.mp4"), *args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_more_mistakes_are_one_clear_line(tmp_path):
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((20, 30, 3), 20, np.uint8))
+    result = cli(str(tmp_path / "photo.png"), "-o", str(tmp_path / "photo.mp4"))
+    assert result.returncode == 2 and "an image needs an image output" in result.stderr
+    start = time.monotonic()
+    result = cli("rtsp://127.0.0.1:9/stream", "--no-preview", "-o", str(tmp_path / "r.mkv"), timeout=60)
+    assert result.returncode == 1 and time.monotonic() - start < 20
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot be opened" in lines[0], result.stderr
+    enhancer = Enhancer(backend="cpu")
+    enhancer.close()
+    with pytest.raises(ValueError, match="closed"):
+        enhancer(np.zeros((8, 8, 3), np.uint8))
