@@ -20,7 +20,10 @@ def run() -> int:
     except KeyboardInterrupt:
         print("realtime-enhance: interrupted while starting; nothing was written", file=sys.stderr)
         return 130
-    return main()
+    try:
+        return main()
+    except KeyboardInterrupt:  # between main's own handlers (they say what was written)
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,7 +17,11 @@ from . import __version__
 from .backends import BACKENDS, BackendUnavailable
 from .checkpoint import CheckpointError
 from .pipeline import Pipeline, Stats
-from .sinks import CRF_CODECS, X26X_PRESETS, ImageSink, PreviewSink, SinkError, VideoFileSink, default_codec
+from .browser import parse_address
+from .controls import MAX_STRENGTH, Controls
+from .sinks import (
+    CRF_CODECS, X26X_PRESETS, ImageSink, PreviewSink, SinkError, VideoFileSink, VirtualCameraSink, default_codec,
+)
 from .sources import (
     IMAGE_SUFFIXES, STDIN, CameraSource, DemoSource, ImageSource, SourceError, VideoFileSource, is_live,
 )
@@ -33,6 +37,8 @@ examples:
   realtime-enhance night.mp4 -o bright.mp4      every frame, timestamps and audio kept
   realtime-enhance --webcam 0                   live preview (b: before/after, q: quit)
   realtime-enhance --webcam 0 --no-preview -o rec.mp4
+  realtime-enhance --webcam 0 --virtual-cam     be brighter in video calls (a camera other apps open)
+  realtime-enhance --webcam 0 --serve 8080 --no-preview   watch from a browser: http://127.0.0.1:8080/
   realtime-enhance rtsp://camera/stream -o rec.mkv
   realtime-enhance photo.jpg -o photo_bright.png
   realtime-enhance shots/ -o bright/            every image and video inside, names mirrored
@@ -87,11 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--size", type=parse_size, metavar="WxH", help="ask the camera for this size, e.g. 1280x720")
     src.add_argument("--fps", type=float, help="ask the camera for this frame rate")
     src.add_argument("--no-preview", action="store_true", help="no window (headless); use with -o to record")
+    src.add_argument("--virtual-cam", action="store_true",
+                     help="publish the enhanced stream as a camera device (needs realtime-enhance[virtualcam])")
+    src.add_argument("--serve", metavar="[HOST:]PORT", help="serve the live picture to browsers (default host 127.0.0.1)")
+    src.add_argument("--serve-token", metavar="TOKEN", default=os.environ.get("REALTIME_ENHANCE_TOKEN"),
+                     help="require this token on every request (default: $REALTIME_ENHANCE_TOKEN)")
     p.add_argument("--demo", action="store_true", help="enhance a generated low-light clip (needs no media)")
     p.add_argument("--side-by-side", action="store_true", help="write/show before|after instead of the result alone")
     eng = p.add_argument_group("engine")
     eng.add_argument("--weights", type=Path, help="checkpoint (default: the bundled weights)")
     eng.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
+    eng.add_argument("--strength", type=float, default=1.0,
+                     help="0 = unchanged, 1 = the model's curves (default), up to 2 = stronger; live: +/- keys, "
+                          "browser slider")
+    eng.add_argument("--exposure", type=float, metavar="E",
+                     help="aim at this mean brightness (0..1) instead: the strength is chosen per frame")
     eng.add_argument("--denoise", type=parse_denoise, default="auto", metavar="{auto,off,0..1}",
                      help="temporal denoising of video and live sources: auto (strength from the stream's noise, "
                           "the default), off, or a strength from 0 to 1")
@@ -182,17 +198,36 @@ def enhance_video(spec: str, output: Path, engine: "LazyEnhancer", args: argpars
     return stats
 
 
-def enhance_live(spec: str, engine: "LazyEnhancer", args: argparse.Namespace) -> Stats:
-    source = CameraSource(spec, args.size, args.fps)
+def live_sinks(info, args: argparse.Namespace, engine: "LazyEnhancer") -> list:
+    """The sinks of a live run: recording, preview window, browser view, virtual camera."""
     sinks: list = []
     try:
         if args.output:
-            sinks.append(VideoFileSink(args.output, source.info, args.codec, args.crf, args.preset,
+            sinks.append(VideoFileSink(args.output, info, args.codec, args.crf, args.preset,
                                        show_both=args.side_by_side))
+        if args.virtual_cam:
+            sinks.append(VirtualCameraSink(info.width, info.height, info.fps))
+        if args.serve:
+            from .browser import BrowserSink
+
+            server = BrowserSink(parse_address(args.serve), engine.controls, args.serve_token)
+            print(f"realtime-enhance: watch at {server.url}", file=sys.stderr)
+            sinks.append(server)
         if not args.no_preview:
-            sinks.append(PreviewSink(show_both=args.side_by_side))
+            sinks.append(PreviewSink(args.side_by_side, engine.controls))
         if not sinks:
-            raise UsageError("--no-preview without -o would show and save nothing")
+            raise UsageError("--no-preview without -o, --serve or --virtual-cam would show and save nothing")
+    except Exception:
+        for sink in sinks:
+            sink.close(complete=False)
+        raise
+    return sinks
+
+
+def enhance_live(spec: str, engine: "LazyEnhancer", args: argparse.Namespace) -> Stats:
+    source = CameraSource(spec, args.size, args.fps)
+    try:
+        sinks = live_sinks(source.info, args, engine)
     except Exception:
         source.close()
         raise
@@ -296,6 +331,7 @@ class LazyEnhancer:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.controls = Controls(strength=args.strength, exposure=args.exposure)
         self._enhancer = None
         self._video = None
 
@@ -303,7 +339,7 @@ class LazyEnhancer:
         if self._enhancer is None:
             from .engine import Enhancer
 
-            self._enhancer = Enhancer(self.args.weights, backend=self.args.backend)
+            self._enhancer = Enhancer(self.args.weights, backend=self.args.backend, controls=self.controls)
             log.debug("engine: %s backend, %s", self._enhancer.backend.name, self._enhancer.config)
         return self._enhancer
 
@@ -327,6 +363,17 @@ def check_settings(args: argparse.Namespace) -> None:
         raise UsageError("--queue-size must be at least 1")
     if args.fps is not None and not args.fps > 0:
         raise UsageError(f"--fps must be positive, got {args.fps:g}")
+    if not 0 <= args.strength <= MAX_STRENGTH:
+        raise UsageError(f"--strength must be from 0 to {MAX_STRENGTH:g}, got {args.strength:g}")
+    if args.exposure is not None and not 0 < args.exposure < 1:
+        raise UsageError(f"--exposure must be between 0 and 1, got {args.exposure:g}")
+    if args.serve:
+        try:
+            parse_address(args.serve)
+        except ValueError as exc:
+            raise UsageError(f"--serve: {exc}") from None
+    if args.virtual_cam:  # before any camera is opened: say at once what is missing
+        VirtualCameraSink(64, 48, 30).close()
     codec = args.codec or (default_codec(args.output) if args.output else "libx264")
     low, high = CRF_CODECS.get(codec, (0, 63))
     if not low <= args.crf <= high:
@@ -378,6 +425,14 @@ def dispatch(args: argparse.Namespace, engine: LazyEnhancer) -> int:
 
 
 def run_demo(args: argparse.Namespace, engine: LazyEnhancer) -> int:
+    """The generated low-light clip: written before | after to a file, or, with --serve or
+    --virtual-cam, played live (looping at its frame rate) until stopped."""
+    if args.serve or args.virtual_cam:
+        source = DemoSource(live=True)
+        sinks = live_sinks(source.info, args, engine)
+        stats = run_pipeline(Pipeline(source, engine.video(), sinks, args.queue_size), 0, "demo", args)
+        report("demo", stats, args)
+        return EXIT_OK
     output = args.output or Path("demo.mp4")
     source = DemoSource()
     sink = VideoFileSink(output, source.info, args.codec, args.crf, args.preset, show_both=True)

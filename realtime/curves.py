@@ -276,7 +276,7 @@ def _block_chroma(out, rows, kr, kg, kb, cr_v, cb_u, cs, co, maxv, sums, uo, vo)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full, last, below, r0, r1):  # noqa: E501
+def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full, last, below, share, r0, r1):  # noqa: E501
     """Rows r0..r1 (r0 even) of 4:2:0 planes through the curves. maps: (h, 3, sets, W)
     row-upsampled α, so that each channel's rows are contiguous. coef / coef_out: the
     input's and the output's colour coefficients (ColourDescription.coefficients).
@@ -363,6 +363,7 @@ class PassState:
     maps: np.ndarray  # row-upsampled α: (h, sets, W·3) for RGB, (h, 3, sets, W) for planes
     rows: Taps  # vertical taps into maps
     schedule: Schedule
+    denoise: float = 1.0  # share of the dark denoise: the strength, up to 1 (strength 0: nothing changes)
 
 
 class CurveApplier:
@@ -390,14 +391,15 @@ class CurveApplier:
         sets = rows.reshape(h, width, c // 3, 3)  # channel 3i + k: set i (iteration i), colour k
         order = (0, 3, 2, 1) if planar else (0, 2, 1, 3)  # (h, 3, sets, W) or (h, sets, W, 3)
         rows = np.ascontiguousarray(sets.transpose(order)).reshape((h, 3, c // 3, width) if planar else (h, c // 3, -1))
-        return PassState(rows, linear_taps(h, height, self.grid), Schedule.of(self.iterations, strength))
+        return PassState(rows, linear_taps(h, height, self.grid), Schedule.of(self.iterations, strength),
+                         float(np.clip(strength, 0.0, 1.0)))
 
     def apply_band(self, frame: np.ndarray, out: np.ndarray, state: PassState, r0: int, r1: int) -> None:
         """Rows r0..r1 of out from frame (H, W, 3, uint8 or uint16, C-contiguous rows)."""
         t, s = state.rows, state.schedule
         maxv = np.iinfo(frame.dtype).max
-        fb = self.denoise_below * maxv // 255  # 8-bit levels to this depth's (65535 = 257 · 255)
-        scale = 256 / fb if fb else 0.0
+        fb = self.denoise_below * maxv // 255 if state.denoise > 0 else 0  # 8-bit levels to this depth's
+        scale = 256 / fb * state.denoise if fb else 0.0
         _rgb_rows(frame, out, state.maps, t.i0, t.i1, t.w, s.full, np.float32(s.last), np.float32(fb),
                   np.float32(scale), np.float32(maxv), np.float32(1 / maxv), r0, r1)
 
@@ -408,7 +410,8 @@ class CurveApplier:
         coef, coef_out = planes.colour.coefficients(planes.bits, planes.scale), out.colour.coefficients(out.bits)
         maxv = np.float32((1 << planes.bits) - 1)
         _yuv_rows(planes.y, planes.u, planes.v, out.y, out.u, out.v, state.maps, t.i0, t.i1, t.w, coef, coef_out,
-                  maxv, s.full, np.float32(s.last), self.denoise_below, r0, r1)
+                  maxv, s.full, np.float32(s.last), self.denoise_below if state.denoise > 0 else 0,
+                  np.float32(state.denoise), r0, r1)
 
     def apply(self, frame: np.ndarray, maps: np.ndarray, out: np.ndarray | None = None,
               strength: float = 1.0) -> np.ndarray:

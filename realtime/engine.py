@@ -17,6 +17,7 @@ import numpy as np
 from .backends import Backend, select_backend
 from .backends.cpu import cpu_count
 from .checkpoint import Checkpoint, load_weights
+from .controls import Controls, effective_strength
 from .curves import CurveApplier, row_bands
 from .frame import Picture, YUVPlanes
 
@@ -96,11 +97,14 @@ class Enhancer:
     project's, or the official Zero-DCE / Zero-DCE++ / Zero-DCE-improved state dicts), or
     a loaded Checkpoint. backend: "auto" (tensorrt, then cuda, then cpu), or one by name.
     threads: cores the curve pass is split over (default: all this process may use).
+    controls: strength and target exposure (realtime.controls; by default strength 1,
+    attenuated in good light so that a well-lit frame is left nearly as it is).
     One Enhancer serves one thread at a time.
     """
 
     def __init__(self, weights: str | Path | Checkpoint | None = None, backend: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, controls: Controls | None = None) -> None:
+        self.controls = controls or Controls()
         weights = default_weights_path() if weights is None else weights
         self.checkpoint = weights if isinstance(weights, Checkpoint) else load_weights(weights)
         self.config = self.checkpoint.config
@@ -113,24 +117,39 @@ class Enhancer:
 
     # --- the public calls -------------------------------------------------------------
 
-    def __call__(self, frame: Picture, out: Picture | None = None, strength: float = 1.0) -> Picture:
-        """Enhance one frame: (H, W, 3) uint8 RGB -> a new (H, W, 3) uint8 RGB array, or
-        YUVPlanes -> YUVPlanes (see enhance_planes). `out`, when given, receives the
-        result (it may be the input itself). strength: 0 = unchanged, 1 = the model's
-        curves, 2 = the curves applied twice as many times."""
+    def __call__(self, frame: Picture, out: Picture | None = None, strength: float | None = None) -> Picture:
+        """Enhance one frame: (H, W, 3) RGB -> a new (H, W, 3) RGB array, or YUVPlanes ->
+        YUVPlanes (see enhance_planes). `out`, when given, receives the result (it may be
+        the input itself). strength (default: the controls'): 0 = unchanged, 1 = the
+        model's curves, 2 = the curves applied twice as many times; attenuated in good
+        light unless the controls set a target exposure."""
         if isinstance(frame, YUVPlanes):
             return self.enhance_planes(frame, out, strength)
         frame = as_rgb_frame(frame)
         if out is not None and (not isinstance(out, np.ndarray) or out.shape != frame.shape
                                 or out.dtype != frame.dtype or not out.flags.c_contiguous):
             raise ValueError(f"out must be a C-contiguous {frame.dtype} array of shape {frame.shape}")
-        whole_frame = getattr(self.backend, "enhance_rgb", None)  # a GPU program for the whole computation
-        if whole_frame is not None and strength == 1.0 and frame.dtype == np.uint8:
-            self._check_open()
-            return whole_frame(frame, out)
-        return self.apply(frame, self.estimate(frame), out, strength)
+        return self._enhance(frame, out, strength)
 
-    def enhance_planes(self, planes: YUVPlanes, out: YUVPlanes | None = None, strength: float = 1.0) -> YUVPlanes:
+    def _enhance(self, picture: Picture, out: Picture | None, strength: float | None) -> Picture:
+        self._check_open()
+        small = self.small(picture)
+        maps = self.maps(small)
+        effective = self.strength_for(small, maps, strength)
+        whole_frame = getattr(self.backend, "enhance_rgb", None)  # a GPU program for the whole computation
+        if whole_frame is not None and effective == 1.0 and isinstance(picture, np.ndarray) \
+                and picture.dtype == np.uint8:
+            return whole_frame(picture, out)
+        return self.apply(picture, maps, out, effective)
+
+    def strength_for(self, small: np.ndarray, maps: np.ndarray, strength: float | None = None) -> float:
+        """The strength a frame gets (see realtime.controls), given its small copy and maps."""
+        controls = self.controls if strength is None else Controls(strength, self.controls.exposure,
+                                                                     attenuate=self.controls.attenuate)
+        return effective_strength(small, maps, self.config.iterations, controls)
+
+    def enhance_planes(self, planes: YUVPlanes, out: YUVPlanes | None = None,
+                       strength: float | None = None) -> YUVPlanes:
         """The planar entry point for video: 4:2:0 planes (8 to 16 bits, any matrix and
         range, as decoded) -> new planes of the same size, depth and colour description.
         The curves are those `__call__` applies to the frame decoded to RGB with its own
@@ -139,7 +158,7 @@ class Enhancer:
             raise ValueError(f"expected YUVPlanes, got {type(planes).__name__}")
         if out is not None and (not isinstance(out, YUVPlanes) or out.shape != planes.shape or out.bits != planes.bits):
             raise ValueError(f"out must be YUVPlanes of shape {planes.shape} and {planes.bits} bits")
-        return self.apply(planes, self.estimate(planes), out, strength)
+        return self._enhance(planes, out, strength)
 
     def curves(self, frame: Picture) -> np.ndarray:
         """The low-resolution curve maps for a frame: (h, w, C) float32 α in [-1, 1],

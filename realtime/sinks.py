@@ -467,15 +467,19 @@ def _is_grey(image: object) -> bool:
 
 class PreviewSink:
     """An OpenCV window showing the enhanced view; `b` toggles before|after side by side,
-    `q` or Esc quits, closing the window quits too. Shows fps and capture-to-display latency."""
+    `+`/`-` change the strength, `q` or Esc quits, closing the window quits too. Shows fps,
+    capture-to-display latency and the strength."""
 
-    TITLE = "realtime-enhance (b: before/after, q: quit)"
+    TITLE = "realtime-enhance (b: before/after, +/-: strength, q: quit)"
 
-    def __init__(self, show_both: bool = False) -> None:
+    def __init__(self, show_both: bool = False, controls=None) -> None:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             # OpenCV's GUI aborts the whole process without a display: refuse up front.
             raise SinkError("no display for the preview window; use --no-preview (with -o to record)")
-        self.show_both = show_both
+        from .controls import Controls
+
+        self.controls = controls or Controls(show_both=show_both)
+        self.controls.show_both = self.controls.show_both or show_both
         self.frames = 0
         self._times: list[float] = []
         self._opened = False
@@ -486,16 +490,21 @@ class PreviewSink:
             self._opened = True
         now = time.monotonic()
         self._times = [t for t in self._times if now - t < 1.0] + [now]
-        image = side_by_side(frame.image, frame.enhanced) if self.show_both else as_rgb(frame.enhanced)
+        image = side_by_side(frame.image, frame.enhanced) if self.controls.show_both else as_rgb(frame.enhanced)
         bgr = cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2BGR)
-        text = f"{len(self._times):d} fps  latency {1000 * (now - frame.captured):.0f} ms"
+        text = (f"{len(self._times):d} fps  latency {1000 * (now - frame.captured):.0f} ms  "
+                f"strength {self.controls.strength:.2f}")
         cv2.putText(bgr, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(bgr, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 1, cv2.LINE_AA)
         cv2.imshow(self.TITLE, bgr)
         self.frames += 1
         key = cv2.waitKey(1) & 0xFF
         if key == ord("b"):
-            self.show_both = not self.show_both
+            self.controls.show_both = not self.controls.show_both
+        if key in (ord("+"), ord("=")):
+            self.controls.set_strength(self.controls.strength + 0.1)
+        if key in (ord("-"), ord("_")):
+            self.controls.set_strength(self.controls.strength - 0.1)
         if key in (ord("q"), 27):
             return False
         return cv2.getWindowProperty(self.TITLE, cv2.WND_PROP_VISIBLE) >= 1
@@ -505,3 +514,43 @@ class PreviewSink:
             cv2.destroyWindow(self.TITLE)
             cv2.waitKey(1)
 
+
+
+def virtual_camera_hint() -> str:
+    """What to install for a virtual camera on this system."""
+    if sys.platform.startswith("linux"):
+        return ("no v4l2loopback device: install it (Debian/Ubuntu: sudo apt install v4l2loopback-dkms) and load it: "
+                "sudo modprobe v4l2loopback exclusive_caps=1 card_label=realtime-enhance")
+    return "no virtual camera: install OBS Studio (28 or newer) and start its Virtual Camera once"
+
+
+class VirtualCameraSink:
+    """Publishes the enhanced stream as a camera device that video-call apps open, through
+    pyvirtualcam: v4l2loopback on Linux, OBS's virtual camera on Windows and macOS. Frames
+    are sent as RGB; pyvirtualcam converts them to the device's own format. Sending never
+    waits for the device, and the live pipeline hands this sink only the newest frame."""
+
+    def __init__(self, width: int, height: int, fps: float, device: str | None = None) -> None:
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise SinkError('the virtual camera needs pyvirtualcam: pip install "realtime-enhance[virtualcam]"') from None
+        try:
+            self.camera = pyvirtualcam.Camera(width, height, fps or 30, fmt=pyvirtualcam.PixelFormat.RGB, device=device)
+        except (RuntimeError, ValueError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            raise SinkError(f"{virtual_camera_hint()} ({detail})") from None
+        self.size = (width, height)
+        self.frames = 0
+        log.info("virtual camera %s (%s), %dx%d", self.camera.device, self.camera.backend, width, height)
+
+    def write(self, frame: Frame) -> bool:
+        rgb = as_rgb(frame.enhanced)
+        if (rgb.shape[1], rgb.shape[0]) != self.size:
+            rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
+        self.camera.send(np.ascontiguousarray(rgb))
+        self.frames += 1
+        return True
+
+    def close(self, complete: bool = True) -> None:
+        self.camera.close()

@@ -548,25 +548,37 @@ class ImageSource:
 
 class DemoSource:
     """A synthetic low-light clip: FFmpeg's testsrc2 pattern (through PyAV's lavfi),
-    darkened with a gamma curve and given shot and read noise like a small sensor."""
+    darkened with a gamma curve and given shot and read noise like a small sensor.
+    live: played at its frame rate, over and over, like a camera (for --serve and
+    --virtual-cam), until stopped."""
 
-    live = False
     time_base = Fraction(1, 30)
 
-    def __init__(self, seconds: float = 4.0, size: tuple[int, int] = (640, 360), fps: int = 30, seed: int = 0) -> None:
+    def __init__(self, seconds: float = 4.0, size: tuple[int, int] = (640, 360), fps: int = 30, seed: int = 0,
+                 live: bool = False) -> None:
         self.width, self.height = size
         self.fps = float(fps)
+        self.live = live
         self.time_base = Fraction(1, fps)
-        self.frame_count = int(seconds * fps)
+        self.frame_count = 0 if live else int(seconds * fps)
         self.spec = f"testsrc2=size={self.width}x{self.height}:rate={fps}:duration={seconds}"
         self.rng = np.random.default_rng(seed)
         self.error: str | None = None
         self.info = StreamInfo(self.width, self.height, self.fps, self.time_base)
 
     def __iter__(self) -> Iterator[Frame]:
-        with av.open(self.spec, format="lavfi") as container:
-            for index, vf in enumerate(container.decode(video=0)):
-                yield Frame(self._darken(vf.to_ndarray(format="rgb24")), index, index, self.time_base)
+        start, index = time.monotonic(), 0
+        while True:
+            with av.open(self.spec, format="lavfi") as container:
+                for vf in container.decode(video=0):
+                    if self.live:  # at the camera's pace
+                        delay = start + index / self.fps - time.monotonic()
+                        if delay > 0:
+                            time.sleep(delay)
+                    yield Frame(self._darken(vf.to_ndarray(format="rgb24")), index, index, self.time_base)
+                    index += 1
+            if not self.live:
+                return
 
     def _darken(self, rgb: np.ndarray) -> np.ndarray:
         x = (rgb.astype(np.float32) / 255) ** 2.2 * 0.12  # ~3 stops under, linear-ish

@@ -495,7 +495,11 @@ class VideoEnhancer:
         strength = None if denoise == "auto" else 0.0 if denoise == "off" else float(denoise)
         self.denoiser = TemporalDenoiser(strength, threads=self.enhancer.threads)
         self.smoother = CurveSmoother() if smooth_curves else None
-        self.strength = 1.0
+        self.strength: float | None = None  # the effective strength, smoothed over frames
+
+    @property
+    def controls(self):
+        return self.enhancer.controls
 
     @property
     def config(self):
@@ -503,6 +507,7 @@ class VideoEnhancer:
 
     def reset(self) -> None:
         self.denoiser.reset()
+        self.strength = None
         if self.smoother:
             self.smoother.reset()
 
@@ -516,9 +521,17 @@ class VideoEnhancer:
         if cut:
             self.denoiser.reset()
         clean = self.denoiser(frame)
-        maps = self.enhancer.maps(small if clean is frame else self.enhancer.small(clean))
+        if clean is not frame:
+            small = self.enhancer.small(clean)
+        maps = self.enhancer.maps(small)
         if self.smoother:
             maps = self.smoother(maps, cut)
+        strength = self.enhancer.strength_for(small, maps)
+        follow = self.smoother.follow if self.smoother else 1.0
+        if cut or self.strength is None or abs(strength - self.strength) > 0.5:  # a new scene, or the user's hand
+            self.strength = strength
+        else:
+            self.strength += follow * (strength - self.strength)
         return self.enhancer.apply(clean, maps, out, self.strength)
 
     def close(self) -> None:
