@@ -69,11 +69,10 @@ class ModelConfig:
 
     def estimation_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the copy the net sees for a height x width frame."""
-        if self.long_side > 0:
-            factor = max(height, width) / self.long_side
-            if factor <= 1:
-                return height, width
-            return max(1, round(height / factor)), max(1, round(width / factor))
+        if self.long_side > 0:  # round half up, in integers (as the exported program computes it)
+            longest = max(height, width)
+            return (max(1, min(height, (2 * height * self.long_side + longest) // (2 * longest))),
+                    max(1, min(width, (2 * width * self.long_side + longest) // (2 * longest))))
         if self.scale == 1:
             return height, width
         return max(1, int(height / self.scale)), max(1, int(width / self.scale))

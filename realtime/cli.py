@@ -42,6 +42,7 @@ examples:
   realtime-enhance rtsp://camera/stream -o rec.mkv
   realtime-enhance photo.jpg -o photo_bright.png
   realtime-enhance shots/ -o bright/            every image and video inside, names mirrored
+  realtime-enhance export model.onnx            the per-frame model for inference servers (docs/DEPLOY.md)
 
 exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted
 """
@@ -450,6 +451,11 @@ def interrupted(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:  # realtime-enhance export model.onnx: for inference servers
+        from .export import main as export
+
+        return export(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a one-line message on bad usage
     args.finished = []  # outputs closed so far (a stopped run's included)

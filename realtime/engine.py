@@ -57,19 +57,19 @@ def as_rgb_frame(frame: object) -> np.ndarray:
 
 
 def _area_downscale(plane: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    """plane (H, W[, C]) -> (h, w[, C]). OpenCV's 2x2 area reduction is SIMD-fast and a large
-    non-integer area reduction is not (1080p -> 32x18: 2.7 ms at once, 0.5 ms as halvings
-    then one resize); the mean of 2x2 means is the area mean, up to rounding of the
-    intermediate. An odd last row or column is left out of the halvings (a view, no copy)."""
+    """plane (H, W[, C]) -> (h, w[, C]): the area mean (OpenCV's INTER_AREA, fractional pixels
+    counted by their share). A large reduction in one OpenCV call is slow (1080p -> 32x18:
+    1.1 ms) and its 2x2 reduction is SIMD-fast, so the plane is first halved while both
+    sides are even (a halving is then exact, but for rounding) and at least 16 times the
+    target; 0.37 ms, and within one output level of the exact area mean on LIME and 1080p
+    frames (the exported program computes the exact one)."""
     h, w = size
     if interpolation == cv2.INTER_AREA:
-        while plane.shape[0] >= 4 * h and plane.shape[1] >= 4 * w:
-            even = plane[: plane.shape[0] & ~1, : plane.shape[1] & ~1]
-            plane = cv2.resize(even, (even.shape[1] // 2, even.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        while plane.shape[0] >= 16 * h and plane.shape[1] >= 16 * w and not (plane.shape[0] | plane.shape[1]) & 1:
+            plane = cv2.resize(plane, (plane.shape[1] // 2, plane.shape[0] // 2), interpolation=cv2.INTER_AREA)
     if plane.shape[:2] == (h, w):
         return plane
-    return cv2.resize(np.ascontiguousarray(plane) if not plane.flags.c_contiguous else plane, (w, h),
-                      interpolation=interpolation)
+    return cv2.resize(np.ascontiguousarray(plane), (w, h), interpolation=interpolation)
 
 
 def small_copy(picture: Picture, size: tuple[int, int], downsample: str = "area") -> np.ndarray:

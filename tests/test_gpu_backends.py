@@ -33,7 +33,7 @@ def test_frame_program_matches_the_cpu_engine(net, checkpoint):
     frame = rng.integers(0, 90, (181, 323, 3), dtype=np.uint8)
     program = FrameProgram(net).eval()
     with torch.inference_mode():
-        out = program(*[torch.from_numpy(frame), torch.empty(net.config.estimation_size(181, 323))]).numpy()
+        out = program(torch.from_numpy(frame)).numpy()
     from realtime.controls import Controls
 
     with Enhancer(checkpoint, backend="cpu", controls=Controls(attenuate=False)) as enhancer:
@@ -45,9 +45,8 @@ def test_frame_program_exports_with_dynamic_height_and_width(net):
     program = FrameProgram(net).eval()
     exported = export_program(program, 96, 160)
     frame = torch.randint(0, 80, (120, 200, 3), dtype=torch.uint8)  # another size than traced
-    size = torch.empty(net.config.estimation_size(120, 200))
     with torch.inference_mode():
-        np.testing.assert_array_equal(exported.module()(frame, size).numpy(), program(frame, size).numpy())
+        np.testing.assert_array_equal(exported.module()(frame).numpy(), program(frame).numpy())
 
 
 def test_engine_cache_key_changes_with_everything_it_depends_on(checkpoint):

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..checkpoint import Checkpoint
 from ..curves import build_lut
-from ..model import DCENet, apply_curves, denoise_dark, from_checkpoint
+from ..model import DCENet, apply_curves, from_checkpoint
 from . import BackendUnavailable
 
 log = logging.getLogger("realtime")
@@ -30,12 +30,25 @@ log = logging.getLogger("realtime")
 TRT_MIN, TRT_OPT, TRT_MAX = 64, 1080, 4096
 
 
-class FrameProgram(nn.Module):
-    """(H, W, 3) uint8 frame + a (h, w) shape carrier -> (H, W, 3) uint8 enhanced frame.
+def area_matrix(n_in, n_out) -> torch.Tensor:
+    """(n_out, n_in) weights of an area downscale along one axis: output sample i is the
+    mean of the input over [i·n_in/n_out, (i+1)·n_in/n_out), fractional pixels counted by
+    their share (as OpenCV's INTER_AREA). Built from the (symbolic) sizes with tensor ops,
+    so that exported programs keep their height and width dynamic."""
+    edges = torch.arange(n_out + 1, dtype=torch.float32) * (n_in / n_out)
+    pos = torch.arange(n_in, dtype=torch.float32)
+    lo = torch.maximum(edges[:-1, None], pos[None, :])
+    hi = torch.minimum(edges[1:, None], pos[None, :] + 1)
+    return (hi - lo).clamp_min(0) * (n_out / n_in)
 
-    The estimation size travels as the *shape* of `size` (its values are ignored) so that
-    torch.export keeps H, W, h and w symbolic. Shared-map models use the same curve
-    lookup table as the CPU engine; per-iteration models compute the iterations in float32.
+
+class FrameProgram(nn.Module):
+    """(H, W, 3) uint8 frame -> (H, W, 3) uint8 enhanced frame: the whole per-frame
+    computation at strength 1 (the model's curves), as tensor ops that export with dynamic
+    H and W (torch.export, ONNX): the estimation size from the frame's own size, an area
+    downscale (two matrix products), the DCE-Net, a bilinear upsample of the maps, the
+    dark denoise (exact, as the CPU kernels), and the curves: shared maps through the same
+    (α, x) table as before, per-iteration maps in float32.
     """
 
     def __init__(self, net: DCENet, net_dtype: torch.dtype = torch.float32) -> None:
@@ -44,41 +57,62 @@ class FrameProgram(nn.Module):
         self.config = net.config
         self.net_dtype = net_dtype
         lut = build_lut(self.config.iterations) if self.config.shared_curves else None
-        table = torch.from_numpy(lut.table.astype(np.int64).reshape(-1)) if lut else torch.zeros(1, dtype=torch.int64)
+        table = torch.from_numpy(lut.table.astype(np.float32).reshape(-1)) if lut else torch.zeros(1)
         self.register_buffer("table", table, persistent=False)
         self.levels = lut.levels if lut else 0
 
-    def forward(self, frame: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-        height, width = frame.shape[0], frame.shape[1]
-        x = frame.permute(2, 0, 1).unsqueeze(0).float() / 255
-        mode = "area" if self.config.downsample == "area" else "bilinear"
-        small = F.interpolate(x, size=(size.shape[0], size.shape[1]), mode=mode) if mode == "area" else \
-            F.interpolate(x, size=(size.shape[0], size.shape[1]), mode=mode, align_corners=False)
-        alpha = self.net(small.to(self.net_dtype)).float()
-        corners = self.config.upsample_grid == "corners"
-        full = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=corners)
-        source = denoise_dark(frame.permute(2, 0, 1).unsqueeze(0), self.config.denoise_below)
-        if self.config.shared_curves:
-            level = ((full.clamp(-1, 1) + 1) * (0.5 * (self.levels - 1)) + 0.5).floor().long()
-            out = self.table[level * 256 + source.long()]
-        else:
-            out = (apply_curves(source.float() / 255, full, self.config.iterations) * 255 + 0.5).floor().clamp(0, 255)
-        return out[0].permute(1, 2, 0).to(torch.uint8)
+    def estimation_size(self, height, width):
+        """config.estimation_size in integer arithmetic on (symbolic) sizes."""
+        c = self.config
+        if c.long_side:
+            longest = torch.sym_max(height, width)
+            return (torch.sym_min(height, (2 * height * c.long_side + longest) // (2 * longest)),
+                    torch.sym_min(width, (2 * width * c.long_side + longest) // (2 * longest)))
+        return height // int(c.scale), width // int(c.scale)
 
-    def example_inputs(self, height: int, width: int, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        h, w = self.config.estimation_size(height, width)
-        frame = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, device=device)
-        return frame, torch.empty((h, w), dtype=torch.uint8, device=device)
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        height, width = frame.shape[0], frame.shape[1]
+        h, w = self.estimation_size(height, width)
+        x = frame.permute(2, 0, 1).float()  # (3, H, W) levels
+        if self.config.downsample == "area":
+            small = area_matrix(height, h) @ x @ area_matrix(width, w).T / 255
+        else:
+            small = F.interpolate(x[None] / 255, size=(h, w), mode="bilinear", align_corners=False)[0]
+        alpha = self.net(small[None].to(self.net_dtype)).float()
+        corners = self.config.upsample_grid == "corners"
+        full = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=corners)[0]
+        x = self._denoised(x)
+        if self.config.shared_curves:
+            level = torch.floor((full.clamp(-1, 1) + 1) * (0.5 * (self.levels - 1)) + 0.5)
+            out = self.table[(level * 256 + x).long()]
+        else:
+            out = torch.floor(apply_curves(x[None] / 255, full[None], self.config.iterations)[0] * 255 + 0.5)
+        return out.clamp(0, 255).permute(1, 2, 0).to(torch.uint8)
+
+    def _denoised(self, x: torch.Tensor) -> torch.Tensor:
+        """The dark denoise on (3, H, W) levels, in float32 with the integer rounding of
+        model.denoise_dark (every value is an integer below 2^24: exact)."""
+        below = self.config.denoise_below
+        if not below:
+            return x
+        padded = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
+        mean = torch.floor(F.avg_pool2d(padded, 3, stride=1)[0] + 0.5)
+        weight = (below - x).clamp_min(0) * (256 // below)
+        return x + torch.floor((weight * (mean - x) + 128) / 256)
+
+    def example_input(self, height: int, width: int, device: str | torch.device = "cpu") -> torch.Tensor:
+        return torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, device=device)
+
+
+def dynamic_shapes() -> dict:
+    """Frame height and width both dynamic, within the TensorRT engine's range."""
+    return {"frame": {0: torch.export.Dim("H", min=TRT_MIN, max=TRT_MAX),
+                      1: torch.export.Dim("W", min=TRT_MIN, max=TRT_MAX)}}
 
 
 def export_program(program: FrameProgram, height: int = 720, width: int = 1280) -> "torch.export.ExportedProgram":
-    """torch.export with dynamic H, W (and estimation h, w): the step torch-tensorrt's dynamo path takes."""
-    H = torch.export.Dim("H", min=TRT_MIN, max=TRT_MAX)
-    W = torch.export.Dim("W", min=TRT_MIN, max=TRT_MAX)
-    h = torch.export.Dim("h", min=1, max=TRT_MAX)
-    w = torch.export.Dim("w", min=1, max=TRT_MAX)
-    dynamic = {"frame": {0: H, 1: W}, "size": {0: h, 1: w}}
-    return torch.export.export(program, program.example_inputs(height, width), dynamic_shapes=dynamic)
+    """torch.export with dynamic H, W: the step torch-tensorrt's dynamo path takes."""
+    return torch.export.export(program, (program.example_input(height, width),), dynamic_shapes=dynamic_shapes())
 
 
 # --- the engine cache ---------------------------------------------------------------------
@@ -123,19 +157,17 @@ class CUDABackend:
     def _buffers_for(self, height: int, width: int):
         key = (height, width)
         if key not in self._buffers:
-            h, w = self.config.estimation_size(height, width)
             host_in = torch.empty((height, width, 3), dtype=torch.uint8).pin_memory()
             host_out = torch.empty((height, width, 3), dtype=torch.uint8).pin_memory()
-            size = torch.empty((h, w), dtype=torch.uint8, device=self.device)
-            self._buffers = {key: (host_in, host_out, size)}  # one size at a time: video
+            self._buffers = {key: (host_in, host_out)}  # one size at a time: video
         return self._buffers[key]
 
     @torch.inference_mode()
     def _run(self, frame: np.ndarray) -> torch.Tensor:
-        host_in, host_out, size = self._buffers_for(*frame.shape[:2])
+        host_in, host_out = self._buffers_for(*frame.shape[:2])
         host_in.numpy()[...] = frame
         with torch.cuda.stream(self.stream):
-            result = self.program(host_in.to(self.device, non_blocking=True), size)
+            result = self.program(host_in.to(self.device, non_blocking=True))
             host_out.copy_(result, non_blocking=True)
         self.stream.synchronize()
         return host_out
@@ -174,15 +206,11 @@ def _compile_tensorrt(checkpoint: Checkpoint):
     program = FrameProgram(net, torch.float16).cuda().eval()
     program.net.half()
     exported = export_program(program)
-    inputs = [
-        torch_tensorrt.Input(min_shape=(TRT_MIN, TRT_MIN, 3), opt_shape=(TRT_OPT, 1920, 3),
-                             max_shape=(TRT_MAX, TRT_MAX, 3), dtype=torch.uint8),
-        torch_tensorrt.Input(min_shape=(1, 1), opt_shape=program.config.estimation_size(TRT_OPT, 1920),
-                             max_shape=(TRT_MAX, TRT_MAX), dtype=torch.uint8),
-    ]
+    inputs = [torch_tensorrt.Input(min_shape=(TRT_MIN, TRT_MIN, 3), opt_shape=(TRT_OPT, 1920, 3),
+                                   max_shape=(TRT_MAX, TRT_MAX, 3), dtype=torch.uint8)]
     compiled = torch_tensorrt.dynamo.compile(exported, inputs=inputs, enabled_precisions={torch.float16})
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch_tensorrt.save(compiled, str(path), inputs=list(program.example_inputs(TRT_OPT, 1920, "cuda")))
+    torch_tensorrt.save(compiled, str(path), inputs=[program.example_input(TRT_OPT, 1920, "cuda")])
     return compiled
 
 
