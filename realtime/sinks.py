@@ -110,10 +110,12 @@ class VideoFileSink:
 
     def __init__(self, path: str | Path, info: StreamInfo, codec: str | None = None, crf: int = 18,
                  preset: str = "veryfast", show_both: bool = False, threads: int = 0,
-                 keep_incomplete_partial: bool = False) -> None:
+                 keep_incomplete_partial: bool = False, reorder: bool = True) -> None:
+        """reorder=False: no B-frames (decode order = presentation order), so that pieces
+        encoded apart join by a stream copy with increasing decode times."""
         self.path = Path(path)
         check_output_path(self.path)
-        self.info, self.show_both = info, show_both
+        self.info, self.show_both, self.reorder = info, show_both, reorder
         self.keep_incomplete_partial = keep_incomplete_partial
         self.target = partial_path(self.path) if _regular_or_new(self.path) else self.path
         self.container = None
@@ -181,7 +183,7 @@ class VideoFileSink:
         if info.interlaced:
             cc.field_order = info.field_order
             cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
-        if self.path.suffix.lower() in NO_REORDER:
+        if self.path.suffix.lower() in NO_REORDER or not self.reorder:
             cc.max_b_frames = 0
         if codec in QSCALE_CODECS:  # a fixed quantiser: rate control may only pick q
             cc.qmin = cc.qmax = min(31, max(1, round(crf / 6)))

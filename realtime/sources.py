@@ -89,9 +89,19 @@ def _mp4_without_index(path: Path) -> bool:
 
 
 def _open_input(spec: str) -> "av.container.InputContainer":
-    """Open a file, FIFO, device or `-` (stdin) for reading, with one-line errors."""
+    """Open a file, FIFO, device, `-` (stdin) or a URL fsspec reads (s3://, gs://, file://...)
+    for reading, with one-line errors."""
     if spec == STDIN:
         target = "pipe:0"
+    elif "://" in spec and not spec.startswith(LIVE_PREFIXES):
+        try:
+            import fsspec
+
+            target = fsspec.open(spec, "rb").open()
+        except ImportError:
+            raise SourceError(f"{spec}: reading URLs needs fsspec: pip install fsspec (and its s3fs, gcsfs, ...)") from None
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"{spec}: cannot be opened ({exc})") from None
     else:
         path = Path(spec)
         if not path.exists():
@@ -102,7 +112,7 @@ def _open_input(spec: str) -> "av.container.InputContainer":
     try:
         return av.open(target, mode="r")
     except av.error.FFmpegError as exc:
-        if spec != STDIN and Path(spec).is_file() and _mp4_without_index(Path(spec)):
+        if spec != STDIN and "://" not in spec and Path(spec).is_file() and _mp4_without_index(Path(spec)):
             raise SourceError(f"{spec}: truncated MP4/MOV: its index (the 'moov' box, written when a recording "
                               "is finished) is missing, so no frame can be located") from None
         raise SourceError(f"{spec}: not a readable video ({exc.strerror or exc.__class__.__name__})") from None
@@ -127,6 +137,8 @@ def choose_video_stream(container: "av.container.InputContainer") -> "av.video.s
 def _is_pipe(spec: str) -> bool:
     if spec == STDIN:
         return True
+    if "://" in spec:
+        return False
     try:
         return not stat.S_ISREG(os.stat(spec).st_mode)
     except OSError:
@@ -142,10 +154,12 @@ class VideoFileSource:
 
     live = False
 
-    def __init__(self, spec: str | Path) -> None:
+    def __init__(self, spec: str | Path, start: float | None = None) -> None:
+        """start: begin at the keyframe at or before this time (s), as a chunk of a longer run."""
         self.spec = str(spec)
         self.label = "stdin" if self.spec == STDIN else self.spec
         self.container = _open_input(self.spec)
+        self.start = start
         self.stream = choose_video_stream(self.container)
         if self.stream is None:
             self.container.close()
@@ -172,6 +186,8 @@ class VideoFileSource:
                                cc.field_order or 0, self.stream.sample_aspect_ratio,
                                dict(self.container.metadata), dict(self.stream.metadata), self.copied)
         self.pipe = _is_pipe(self.spec)
+        if start:
+            self.container.seek(int(start / self.time_base), stream=self.stream, backward=True)
         self.error: str | None = None
         self.damage = Damage()
         self._end = 0.0  # latest end time (s) of any packet demuxed
@@ -290,14 +306,15 @@ class VideoFileSource:
             return self.error
         if decoded == 0:
             return f"{self.label}: no frame could be decoded"
-        if self.stream.frames and self._video_packets < self.stream.frames - 1:
+        if self.stream.frames and not self.start and self._video_packets < self.stream.frames - 1:
             return (f"{self.label}: only {self._video_packets} of the {self.stream.frames} frames the file announces "
                     f"are in it (the file is truncated)")
         if self.pipe:
             return None
         start = (self.container.start_time or 0) / av.time_base
         tolerance = max(2.0 / self.fps, 0.25)
-        if self.container.duration:
+        every_stream = len(self.copied) + 1 >= len(self.container.streams)  # else other streams may end later
+        if self.container.duration and every_stream:
             duration = self.container.duration / av.time_base
             if self._end - start < duration - tolerance:
                 return (f"{self.label}: the file ends at {self._end - start:.2f} s of the {duration:.2f} s its header "

@@ -1,0 +1,311 @@
+"""Beyond one machine: folders and long recordings as Ray tasks (`--ray [ADDRESS]`).
+
+Each file is a task; a long one (over 1.5 chunks) is split at keyframes into chunks of
+about CHUNK_SECONDS, each a task, and joined by a stream copy:
+
+- a chunk task decodes from WARMUP seconds before its start (the keyframe at or before),
+  runs those frames through the VideoEnhancer only to warm its temporal state up (the
+  denoiser's average, the curves' average), and writes the frames of its own span, with
+  their own timestamps and without B-frames, to a part file beside the output;
+- the join copies the parts' video packets, in order, and the original's audio,
+  subtitles and cover art into the output (written under a temporary name, renamed
+  when complete), so the output has the input's frames, timestamps and audio.
+
+Tasks are retried by Ray (a node that dies costs only its chunks); the weights travel
+in Ray's object store; workers report the frames they write to the driver's bar.
+Inputs and outputs are paths every node can read (a shared filesystem), or URLs that
+fsspec reads (s3://, gs://, ...) for inputs; outputs are written to shared paths.
+"""
+from __future__ import annotations
+
+import argparse
+import heapq
+import os
+import sys
+import time
+from pathlib import Path
+
+from .batch import Outcome, worker_args
+
+#: Chunks of about this long (s); shorter files are one task.
+CHUNK_SECONDS = 60.0
+#: Frames decoded before a chunk's start to warm the temporal state up (s).
+WARMUP = 1.0
+#: Set to a file path, the first attempt of chunk 1 fails (and makes the file): tests show
+#: that Ray retries it.
+FAIL_ONCE = "REALTIME_ENHANCE_TEST_FAIL_CHUNK_ONCE"
+
+
+# --- planning (on the driver) ------------------------------------------------------------------
+
+
+def chunk_starts(source: str, chunk_seconds: float = CHUNK_SECONDS) -> list[float]:
+    """Times (s) where chunks start: the first frame, then the keyframe at or before each
+    multiple of chunk_seconds (found by seeking the index, nothing decoded). A file that
+    cannot be read this way is one chunk (its task will say what is wrong with it)."""
+    import av
+
+    try:
+        return _chunk_starts(av, source, chunk_seconds)
+    except Exception:  # noqa: BLE001 - reported by the file's own task
+        return [0.0]
+
+
+def _chunk_starts(av, source: str, chunk_seconds: float) -> list[float]:
+    with av.open(source) as container:
+        stream = container.streams.video[0]
+        duration = (container.duration or 0) / av.time_base
+        starts = [float((stream.start_time or 0) * stream.time_base)]
+        t = chunk_seconds
+        while t < duration - chunk_seconds / 2:
+            container.seek(int(t / stream.time_base), stream=stream, backward=True)
+            packet = next((p for p in container.demux(stream) if p.pts is not None), None)
+            if packet is not None and float(packet.pts * packet.time_base) > starts[-1] + chunk_seconds / 2:
+                starts.append(float(packet.pts * packet.time_base))
+            t += chunk_seconds
+    return starts
+
+
+def part_path(target: Path, index: int) -> Path:
+    return target.with_name(f".{target.stem}.part{index:04d}.mkv")
+
+
+# --- tasks (on the workers) ------------------------------------------------------------------------
+
+
+class Window:
+    """A sink passing on the frames of [start, end) (seconds) only; at `end` it asks the
+    pipeline to stop. The frames before `start` warmed the enhancer up."""
+
+    def __init__(self, sink, start: float | None, end: float | None, report) -> None:
+        self.sink, self.start, self.end, self.report = sink, start, end, report
+        self.path = None
+
+    def write(self, frame) -> bool:
+        when = float(frame.pts * frame.time_base)
+        if self.end is not None and when >= self.end - 1e-6:
+            return False
+        if self.start is None or when >= self.start - 1e-6:
+            self.sink.write(frame)
+            self.report(self.sink.frames)
+        return True
+
+    def close(self, complete: bool = True) -> None:
+        self.sink.close(complete=True)  # the span is complete once the stop came from `end`
+
+
+def _engine(settings: dict, checkpoint):
+    from .controls import Controls
+    from .engine import Enhancer
+    from .temporal import VideoEnhancer
+
+    controls = Controls(strength=settings["strength"], exposure=settings["exposure"])
+    return VideoEnhancer(Enhancer(checkpoint, backend=settings["backend"], threads=settings["threads"],
+                                  controls=controls), denoise=settings["denoise"])
+
+
+def _reporter(progress, key: str):
+    sent = [0]
+
+    def report(frames: int) -> None:
+        if progress is not None and frames - sent[0] >= 25:
+            progress.put((key, frames - sent[0]))
+            sent[0] = frames
+
+    def flush(frames: int) -> None:
+        if progress is not None and frames > sent[0]:
+            progress.put((key, frames - sent[0]))
+
+    return report, flush
+
+
+def enhance_chunk(source: str, part: str, index: int, start: float | None, end: float | None, settings: dict,
+                  checkpoint, progress) -> int:
+    """One chunk of a long file into its part file; returns the frames written."""
+    from .pipeline import Pipeline
+    from .sinks import VideoFileSink
+    from .sources import VideoFileSource
+
+    marker = os.environ.get(FAIL_ONCE)
+    if marker and index == 1 and not Path(marker).exists():
+        Path(marker).touch()
+        raise RuntimeError("a simulated failure of chunk 1's first attempt (the test hook)")
+    video_source = VideoFileSource(source, start=max(0.0, start - WARMUP) if start else None)
+    video_source.info.copied = []  # the join copies audio and subtitles from the original
+    video_source.copied = []
+    sink = VideoFileSink(part, video_source.info, settings["codec"], settings["crf"], settings["preset"],
+                         threads=settings["threads"], reorder=False)
+    report, flush = _reporter(progress, f"{source}#{index}")
+    window = Window(sink, start, end, report)
+    Pipeline(video_source, _engine(settings, checkpoint), [window], settings["queue_size"]).run()
+    flush(sink.frames)
+    if video_source.error and end is None:  # the last chunk meets the file's end, and its damage
+        raise RuntimeError(video_source.error)
+    return sink.frames
+
+
+def join_parts(source: str, parts: list[str], target: str) -> None:
+    """The parts' video and the original's other streams, stream-copied into `target`."""
+    import av
+
+    from .sinks import _format_of, partial_path
+    from .sources import COPIED_TYPES
+
+    target_path = Path(target)
+    partial = partial_path(target_path)
+    with av.open(source) as original, av.open(str(partial), "w", format=_format_of(target_path)) as out:
+        readers = [av.open(p) for p in parts]
+        try:
+            video = out.add_stream_from_template(readers[0].streams.video[0])
+            out.metadata.update(original.metadata)
+            copied = {s.index: out.add_stream_from_template(s) for s in original.streams
+                      if s.type in COPIED_TYPES or (s.type == "video" and s.disposition & av.stream.Disposition.attached_pic)}
+            for s in original.streams:
+                if s.index in copied:
+                    copied[s.index].disposition = s.disposition
+
+            def video_packets():
+                for reader in readers:
+                    for packet in reader.demux(video=0):
+                        if packet.dts is not None:
+                            yield float(packet.dts * packet.time_base), 0, packet, video
+
+            def other_packets():
+                if not copied:
+                    return
+                for packet in original.demux(*[original.streams[i] for i in copied]):
+                    if packet.size and (packet.dts is not None or packet.pts is not None):
+                        when = packet.dts if packet.dts is not None else packet.pts
+                        yield float(when * packet.time_base), 1, packet, copied[packet.stream.index]
+
+            for _, _, packet, stream in heapq.merge(video_packets(), other_packets(), key=lambda item: item[:2]):
+                packet.stream = stream
+                out.mux(packet)
+        finally:
+            for reader in readers:
+                reader.close()
+    os.replace(partial, target_path)
+    for p in parts:
+        Path(p).unlink(missing_ok=True)
+
+
+def enhance_file(source: str, target: str, settings: dict, checkpoint, progress) -> int:
+    """A whole file (or image) in one task, as a single run would do it."""
+    from .cli import LazyEnhancer, enhance_images, enhance_video
+    from .sinks import ImageSink
+
+    args = argparse.Namespace(**{**settings, "weights": None, "finished": []})
+    engine = LazyEnhancer(args)
+    engine._enhancer = _engine(settings, checkpoint).enhancer
+    report, flush = _reporter(progress, source)
+    written = [0]
+
+    def track(frames: int) -> None:
+        written[0] = frames
+        report(frames)
+
+    args.report = track
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    if Path(source).suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}:
+        if enhance_images([Path(source)], Path(source).parent, ImageSink(path=Path(target)), engine, args):
+            raise RuntimeError(f"{source}: not a readable image")
+        written[0] = 1
+    else:
+        enhance_video(source, Path(target), engine, args, keep_incomplete_partial=True)
+    flush(written[0])
+    return written[0]
+
+
+# --- the driver ---------------------------------------------------------------------------------------
+
+
+def connect(address: str | None):
+    try:
+        import ray
+    except ImportError:
+        from .sinks import SinkError
+
+        raise SinkError('--ray needs Ray: pip install "realtime-enhance[ray]"') from None
+    env = {FAIL_ONCE: os.environ[FAIL_ONCE]} if FAIL_ONCE in os.environ else {}
+    ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, ignore_reinit_error=True,
+             include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             runtime_env={"env_vars": env} if env else None)
+    return ray
+
+
+def run_on_ray(jobs: list, args: argparse.Namespace, chunk_seconds: float = CHUNK_SECONDS) -> list[Outcome]:
+    """Run folder or file jobs (cli.Job) as Ray tasks; outcomes in the jobs' order."""
+    ray = connect(args.ray)
+    from ray.util.queue import Queue
+
+    from .checkpoint import load_weights
+    from .engine import default_weights_path
+
+    settings = {**worker_args(args, 1), "threads": 1}  # a task per core: each single-threaded
+    weights = ray.put(load_weights(args.weights or default_weights_path()))
+    progress = Queue()
+    retries = {"max_retries": 3, "retry_exceptions": True, "num_cpus": 1}
+    file_task = ray.remote(**retries)(enhance_file)
+    chunk_task = ray.remote(**retries)(enhance_chunk)
+    join_task = ray.remote(**retries)(_join_after)
+    results = []
+    for job in jobs:
+        source, target = str(job.source), str(job.target)
+        starts = chunk_starts(source, chunk_seconds) if job.kind == "video" else [0.0]
+        if len(starts) < 2:
+            results.append(file_task.remote(source, target, settings, weights, progress))
+            continue
+        ends = starts[1:] + [None]
+        parts = [str(part_path(Path(target), i)) for i in range(len(starts))]
+        chunks = [chunk_task.remote(source, part, i, start if i else None, end, settings, weights, progress)
+                  for i, (part, start, end) in enumerate(zip(parts, starts, ends))]
+        results.append(join_task.remote(source, parts, target, *chunks))
+    return _collect(ray, jobs, results, progress, args)
+
+
+def _join_after(source: str, parts: list[str], target: str, *frames: int) -> int:
+    """Runs once every chunk has (Ray passes their results): the join."""
+    join_parts(source, parts, target)
+    return int(sum(frames))
+
+
+def _collect(ray, jobs: list, results: list, progress, args) -> list[Outcome]:
+    from .batch import _bar, frame_total
+
+    bar = _bar(frame_total(jobs), len(jobs), args)
+    outcomes = {i: Outcome(job.source, job.target) for i, job in enumerate(jobs)}
+    pending = dict(zip(results, range(len(jobs))))
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+            while not progress.empty():
+                _, frames = progress.get_nowait()
+                if bar is not None:
+                    bar.update(frames)
+            for ref in done:
+                index = pending.pop(ref)
+                try:
+                    outcomes[index].frames = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a file that failed after its retries
+                    cause = getattr(exc, "cause", None) or exc
+                    outcomes[index].error = f"{jobs[index].source}: {str(cause).splitlines()[-1]}"
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+def run_file_on_ray(source: str, target: Path, args: argparse.Namespace) -> Outcome:
+    """`realtime-enhance LONG.mp4 -o OUT.mp4 --ray`: one file, in chunks across the cluster."""
+    from .cli import Job
+
+    start = time.monotonic()
+    (outcome,) = run_on_ray([Job(Path(source), target, "video")], args)
+    if not args.quiet and not outcome.error:
+        print(f"{source} -> {target}: {outcome.frames} frames in {time.monotonic() - start:.1f} s (Ray)",
+              file=sys.stderr)
+    return outcome

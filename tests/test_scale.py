@@ -1,0 +1,97 @@
+"""Beyond one pipeline: folders in worker processes (--jobs) and on Ray (--ray)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import audio_packets, cli, make_clip, video_times
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray() for f in container.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("clips")
+    for i in range(8):
+        make_clip(root / f"clip{i}.mp4", frames=24 + 4 * i, size=(128, 72), audio=True)
+    (root / "broken.mp4").write_bytes(b"not a video at all")
+    return root
+
+
+def test_jobs_write_what_a_serial_run_writes_and_report_failures(folder, tmp_path):
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    for out, jobs in ((serial, "1"), (parallel, "2")):
+        result = cli(str(folder), "-o", str(out), "--jobs", jobs, "--crf", "0", "--preset", "ultrafast", timeout=300)
+        assert result.returncode == 1, result.stderr  # the broken file
+        assert "broken.mp4" in result.stderr and "Traceback" not in result.stderr
+    for i in range(8):
+        name = f"clip{i}.mp4"
+        assert video_times(parallel / name) == video_times(serial / name)
+        assert audio_packets(parallel / name) == audio_packets(folder / name)
+        for a, b in zip(decoded(parallel / name), decoded(serial / name)):
+            np.testing.assert_array_equal(a, b)
+    assert not (parallel / "broken.mp4").exists()
+
+
+ray = pytest.importorskip("ray", reason="needs the ray extra (pip install 'realtime-enhance[ray]')")
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("long") / "three_minutes.mp4"
+    make_clip(path, frames=1800, size=(128, 72), fps=10, audio=True)  # 180 s, keyframes every 25 s
+    return path
+
+
+@pytest.mark.slow
+def test_a_long_file_on_ray_is_chunked_retried_and_joined_exactly(long_clip, tmp_path):
+    from realtime.distributed import chunk_starts
+
+    assert len(chunk_starts(str(long_clip))) >= 3
+    single, joined = tmp_path / "single.mp4", tmp_path / "joined.mp4"
+    result = cli(str(long_clip), "-o", str(single), "--crf", "0", "--preset", "ultrafast", "-q", timeout=300)
+    assert result.returncode == 0, result.stderr
+    marker = tmp_path / "chunk1-failed-once"
+    env = {**os.environ, "REALTIME_ENHANCE_TEST_FAIL_CHUNK_ONCE": str(marker)}
+    result = cli(str(long_clip), "-o", str(joined), "--ray", "--crf", "0", "--preset", "ultrafast", timeout=600,
+                 env=env)
+    assert result.returncode == 0, result.stderr
+    assert marker.exists(), "the first attempt of chunk 1 failed, and was retried"
+    assert video_times(joined) == video_times(long_clip)
+    assert audio_packets(joined) == audio_packets(long_clip)
+    worst = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(decoded(joined), decoded(single)))
+    assert worst <= 1
+    assert not list(tmp_path.glob(".joined.part*")), "the parts are removed after the join"
+
+
+@pytest.mark.slow
+def test_a_folder_on_ray(folder, tmp_path):
+    out = tmp_path / "out"
+    result = cli(str(folder), "-o", str(out), "--ray", "--preset", "ultrafast", timeout=600)
+    assert result.returncode == 1 and "broken.mp4" in result.stderr  # reported, the others written
+    for i in range(8):
+        assert video_times(out / f"clip{i}.mp4") == video_times(folder / f"clip{i}.mp4")
+
+
+def test_ray_missing_is_a_clear_error(tmp_path, monkeypatch, folder):
+    import realtime.distributed as distributed
+
+    def no_ray(address):
+        from realtime.sinks import SinkError
+
+        raise SinkError('--ray needs Ray: pip install "realtime-enhance[ray]"')
+
+    monkeypatch.setattr(distributed, "connect", no_ray)
+    from realtime.cli import Job
+    from realtime.sinks import SinkError
+
+    with pytest.raises(SinkError, match="pip install"):
+        distributed.run_on_ray([Job(folder / "clip0.mp4", tmp_path / "o.mp4", "video")],
+                               __import__("argparse").Namespace(ray="", weights=None))
