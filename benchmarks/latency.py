@@ -17,7 +17,8 @@
    audio, stream-copied six times) amortises start-up as in real use.
 3. Live latency: a simulated camera (real frames, real timing) through the live pipeline
    (VideoEnhancer, as the CLI runs it): capture -> enhanced-frame-ready latency
-   percentiles, achieved fps, drops, backlog.
+   percentiles, achieved fps, drops, backlog; at 30 fps also with the browser view
+   (--serve) streamed to three viewers at once, and the frames per second each received.
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,6 +45,7 @@ import torch
 from realtime import Enhancer
 from realtime.backends import BackendUnavailable
 from realtime.backends.cpu import cpu_count
+from realtime.browser import BOUNDARY, BrowserSink
 from realtime.model import REFERENCE_CONFIGS, DCENet, enhance, load_checkpoint
 from realtime.colour import interpret, rgb_to_yuv
 from realtime.frame import YUVPlanes
@@ -148,8 +152,27 @@ def available_backends(weights: str | None) -> dict[str, Enhancer]:
     return engines
 
 
+def exported_model(weights: str | None, scratch: Path):
+    """The exported per-frame program in onnxruntime (CPU), or None without the onnx extra."""
+    try:
+        import onnxruntime
+        import onnxscript  # noqa: F401 - the exporter needs it
+    except ImportError:
+        print("# exported model not measured: needs the onnx extra", file=sys.stderr)
+        return None
+    from realtime.export import export_onnx, program
+
+    path = scratch / "model.onnx"
+    export_onnx(program(Path(weights) if weights else None), path)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda frame: session.run(None, {name: frame})[0]
+
+
 def per_frame(args, engines: dict[str, Enhancer]) -> dict:
     refs = {name: reference_net(name) for name in ("zero_dce", "zero_dce_pp")}
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx = exported_model(args.weights, Path(scratch)) if not args.quick else None
     rows = []
     for name, megabytes, frame in test_frames(args.images, args.quick):
         h, w = frame.shape[:2]
@@ -159,6 +182,8 @@ def per_frame(args, engines: dict[str, Enhancer]) -> dict:
             out = np.empty_like(frame)
             row[f"engine_{backend}_ms"] = median_ms(lambda: engine(frame), args.repeat, warmup=3)
             row[f"engine_{backend}_reused_buffer_ms"] = median_ms(lambda: engine(frame, out=out), args.repeat, warmup=3)
+        if onnx is not None and min(h, w) >= 64:
+            row["onnxruntime_ms"] = median_ms(lambda: onnx(frame), max(3, args.repeat // 5), warmup=1)
         row["zero_dce_ms"] = median_ms(lambda: reference_way(refs["zero_dce"][0])(frame), slow, warmup=0 if slow == 1 else 1)
         row["zero_dce_pp_ms"] = median_ms(lambda: reference_way(refs["zero_dce_pp"][0])(frame), args.repeat)
         for backend in engines:
@@ -369,18 +394,55 @@ def camera_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
     return frames
 
 
+def count_stream_frames(url: str, stop: threading.Event, counts: list[int], index: int) -> None:
+    """A browser viewer: read the MJPEG stream until `stop`, counting its frames."""
+    marker = f"--{BOUNDARY}\r\n".encode()
+    with urllib.request.urlopen(url, timeout=10) as response:
+        tail = b""  # shorter than the marker, so no boundary is counted twice
+        while not stop.is_set():
+            data = tail + response.read1(65536)
+            counts[index] += data.count(marker)
+            tail = data[-(len(marker) - 1):]
+
+
+def live_run(camera: SimulatedCamera, video: VideoEnhancer, viewers: int) -> tuple[object, list[int]]:
+    """One live run; with `viewers`, the browser view is served to that many readers of /stream.mjpg."""
+    sinks: list = [NullSink()]
+    counts = [0] * viewers
+    stop = threading.Event()
+    threads = []
+    if viewers:
+        server = BrowserSink(("127.0.0.1", 0), video.controls)
+        sinks.append(server)
+        url = f"http://127.0.0.1:{server.address[1]}/stream.mjpg"
+        threads = [threading.Thread(target=count_stream_frames, args=(url, stop, counts, i), daemon=True)
+                   for i in range(viewers)]
+        for t in threads:
+            t.start()
+    try:
+        stats = Pipeline(camera, video, sinks).run()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+    return stats, counts
+
+
 def live_latency(args, engine: Enhancer) -> list[dict]:
     size = (320, 180) if args.quick else (1280, 720)
     frames = camera_frames(size, 8 if args.quick else 60)
     rows = []
     video = VideoEnhancer(engine)  # as the CLI runs live sources: temporal denoise (auto) and smoothed curves
-    for fps in (30, 60):
+    live_run(SimulatedCamera(frames, 30, 1.0), video, 0)  # loads the compiled kernels, not timed
+    for fps, viewers in ((30, 0), (30, 3), (60, 0)):
         camera = SimulatedCamera(frames, fps, args.live_seconds)
-        stats = Pipeline(camera, video, [NullSink()]).run()
+        stats, counts = live_run(camera, video, viewers)
         lat = np.array(stats.latencies_ms)
         half = len(lat) // 2
         rows.append({
-            "camera_fps": fps, "resolution": f"{size[0]}x{size[1]}", "seconds": args.live_seconds,
+            "camera_fps": fps, "viewers": viewers,
+            "viewer_fps": [c / args.live_seconds for c in counts],
+            "resolution": f"{size[0]}x{size[1]}", "seconds": args.live_seconds,
             "frames_released": camera.released, "frames_enhanced": stats.written,
             "achieved_fps": stats.written / args.live_seconds, "dropped": stats.dropped,
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
@@ -406,6 +468,9 @@ def markdown(result: dict) -> str:
     head = ["file", "size (MB)", "resolution", "Zero-DCE", "Zero-DCE++ (scale 12)"]
     for b in backends:
         head += [f"engine {b}", "× vs Zero-DCE", "× vs Zero-DCE++"]
+    onnx = any("onnxruntime_ms" in r for r in pf["rows"])
+    if onnx:
+        head.append("exported model, onnxruntime CPU")
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in pf["rows"]:
         cells = [r["file"], f"{r['size_mb']:.2f}" if r["size_mb"] else "–", r["resolution"],
@@ -413,6 +478,8 @@ def markdown(result: dict) -> str:
         for b in backends:
             cells += [f"{r[f'engine_{b}_ms']:.2f}", f"{r[f'speedup_vs_zero_dce_{b}']:.0f}",
                       f"{r[f'speedup_vs_zero_dce_pp_{b}']:.0f}"]
+        if onnx:
+            cells.append(f"{r['onnxruntime_ms']:.1f}" if "onnxruntime_ms" in r else "–")
         out.append("| " + " | ".join(cells) + " |")
     if result.get("video_path"):
         v = result["video_path"]
@@ -428,10 +495,12 @@ def markdown(result: dict) -> str:
                    f"{r['enhanced_cpu_s']:.1f} | {r['enhanced_peak_mb']:.0f} | {r['enhanced_fps']:.1f} | "
                    f"{r['wall_ratio']:.2f} |")
     out += ["", "### Live latency (simulated camera, capture -> enhanced frame ready)", "",
-            "| camera | resolution | seconds | achieved fps | dropped | p50 ms | p95 ms | p99 ms | backlog growth ms |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| camera | browser viewers (fps each) | resolution | seconds | achieved fps | dropped | p50 ms | p95 ms | p99 ms "
+            "| backlog growth ms |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["live"]:
-        out.append(f"| {r['camera_fps']} fps | {r['resolution']} | {r['seconds']:g} | {r['achieved_fps']:.1f} | "
+        watched = (f"{r['viewers']} ({', '.join(f'{v:.1f}' for v in r['viewer_fps'])})"
+                   if r.get("viewers") else "none")
+        out.append(f"| {r['camera_fps']} fps | {watched} | {r['resolution']} | {r['seconds']:g} | {r['achieved_fps']:.1f} | "
                    f"{r['dropped']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['backlog_growth_ms']:+.1f} |")
     return "\n".join(out)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime import Enhancer
+from realtime.controls import Controls
 from realtime.engine import default_weights_path
 from realtime.checkpoint import load_weights
 from realtime.metrics import psnr, read_pairs, ssim
@@ -61,6 +62,35 @@ def frame_ms(enhancer: Enhancer, repeat: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def luma(image: np.ndarray) -> float:
+    return float((image.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)).mean())
+
+
+def good_light(args) -> list[dict]:
+    """Do no harm: the default on normally lit pictures (LOL's normal-light references, and
+    frames of the real clips as shot), scored against the picture itself, with and without
+    the good-light attenuation."""
+    sets = {"lol-val/high": [high for _, high in read_pairs(args.val)]}
+    for clip in sorted((SHARED / "data" / "video" / "real").glob("*.mp4")):
+        import av
+
+        with av.open(str(clip)) as container:
+            frames = [f.to_ndarray(format="rgb24") for i, f in zip(range(150), container.decode(video=0))]
+        sets[f"{clip.name} (as shot)"] = frames[::15]
+    rows = []
+    for attenuate in (False, True):
+        with Enhancer(backend="cpu", controls=Controls(attenuate=attenuate)) as enhancer:
+            for name, images in sets.items():
+                out = [enhancer(image) for image in images]
+                changes = [luma(o) - luma(i) for o, i in zip(out, images)]
+                rows.append({"set": name, "attenuation": attenuate, "images": len(images),
+                             "psnr_vs_input": float(np.mean([psnr(o, i) for o, i in zip(out, images)])),
+                             "worst_psnr_vs_input": float(min(psnr(o, i) for o, i in zip(out, images))),
+                             "mean_luma_change": float(np.mean(changes)), "largest_luma_change": float(max(changes)),
+                             "input_mean_luma": float(np.mean([luma(i) for i in images]))})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoints", nargs="*", help="default: the bundled weights and ../shared/reference-weights/*.pth")
@@ -70,8 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--denoise-below", type=int, action="append", default=None,
                    help="evaluate each checkpoint with this dark-denoise threshold instead of its own "
                         "(repeatable: one row per value; 0 = off)")
+    p.add_argument("--good-light", action="store_true", help="only the do-no-harm table (normally lit pictures)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.good_light:
+        rows = good_light(args)
+        print("| pictures | attenuation | n | input mean luma | PSNR vs input dB (worst) | mean luma change (largest) |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['set']} | {'on (default)' if r['attenuation'] else 'off'} | {r['images']} | "
+                  f"{r['input_mean_luma']:.0f} | {r['psnr_vs_input']:.1f} ({r['worst_psnr_vs_input']:.1f}) | "
+                  f"{r['mean_luma_change']:+.1f} ({r['largest_luma_change']:+.1f}) |")
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return 0
     pairs = read_pairs(args.val)
     if not pairs:
         sys.exit(f"error: no low/high pairs in {args.val}")

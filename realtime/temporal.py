@@ -11,8 +11,8 @@ against the noise level σ the stream has at that brightness (:class:`NoiseEstim
 re-estimated every frame from a subsample). Chroma follows its 2x2 luma block's k.
 The average is kept in 1/16 of a code, so the curves see the extra precision it has.
 
-:class:`CurveSmoother` averages the curve maps over time (reset at scene cuts) so that
-exposure does not pump. :class:`VideoEnhancer` runs both around an Enhancer; it is what
+:class:`CurveSmoother` averages the curve maps over time (taking scene cuts and changes of
+light at once) so that exposure does not pump. :class:`VideoEnhancer` runs both around an Enhancer; it is what
 the pipeline uses for video files and live sources, reset at the start of each stream.
 """
 from __future__ import annotations
@@ -444,29 +444,37 @@ class CurveSmoother:
     """An exponential average of the curve maps over frames, so that exposure does not pump.
 
     follow: the share of a new estimate taken each frame (0.25: 90 % of a change within 8
-    frames, 0.27 s at 30 fps); a scene cut (the small copy changes by more than `cut`, mean
-    absolute difference in [0, 1]) takes the new maps at once.
+    frames, 0.27 s at 30 fps). Two changes are taken at once: a scene cut (the small copy
+    changes by more than `cut`, mean absolute difference in [0, 1]) and a change of light
+    (its mean changes by more than `light`, relative: a lamp switched on), because the
+    new maps are right at once and averaging them in would show as a slow drift.
     """
 
     follow: float = 0.25
     cut: float = 0.08
+    light: float = 0.25
     maps: np.ndarray | None = None
     thumbnail: np.ndarray | None = None
     cuts: int = 0
+    light_changes: int = 0
 
     def reset(self) -> None:
         self.maps = self.thumbnail = None
 
-    def is_cut(self, small: np.ndarray) -> bool:
-        """Whether `small` (the net's input) starts a new scene; remembers it."""
-        cut = self.thumbnail is None or self.thumbnail.shape != small.shape \
-            or float(np.abs(small - self.thumbnail).mean()) > self.cut
-        self.thumbnail = small
-        self.cuts += int(cut and self.maps is not None)
-        return cut
+    def changes(self, small: np.ndarray) -> tuple[bool, bool]:
+        """(cut, light changed): how `small` (the net's input) differs from the last one; remembers it."""
+        last, self.thumbnail = self.thumbnail, small
+        if last is None or last.shape != small.shape:
+            return True, False
+        cut = float(np.abs(small - last).mean()) > self.cut
+        before, now = float(last.mean()), float(small.mean())
+        light = not cut and abs(now - before) > self.light * max(before, 1 / 255)
+        self.cuts += int(cut)
+        self.light_changes += int(light)
+        return cut, light
 
-    def __call__(self, maps: np.ndarray, cut: bool) -> np.ndarray:
-        if cut or self.maps is None or self.maps.shape != maps.shape:
+    def __call__(self, maps: np.ndarray, at_once: bool) -> np.ndarray:
+        if at_once or self.maps is None or self.maps.shape != maps.shape:
             self.maps = maps.copy()
         else:
             self.maps += self.follow * (maps - self.maps)
@@ -486,7 +494,7 @@ class VideoEnhancer:
 
     enhancer: an Enhancer, or what to make one from (weights path, checkpoint, None).
     denoise: "auto" (strength from the stream's noise), "off", or a strength 0..1.
-    smooth_curves: average the curve maps over time (reset at scene cuts).
+    smooth_curves: average the curve maps over time (cuts and changes of light taken at once).
     """
 
     def __init__(self, enhancer: Enhancer | object = None, denoise: float | str = "auto",
@@ -494,7 +502,8 @@ class VideoEnhancer:
         self.enhancer = enhancer if isinstance(enhancer, Enhancer) else Enhancer(enhancer, backend=backend)
         strength = None if denoise == "auto" else 0.0 if denoise == "off" else float(denoise)
         self.denoiser = TemporalDenoiser(strength, threads=self.enhancer.threads)
-        self.smoother = CurveSmoother() if smooth_curves else None
+        self.smoother = CurveSmoother()  # detects cuts whether or not it smooths
+        self.smooth = smooth_curves
         self.strength: float | None = None  # the effective strength, smoothed over frames
 
     @property
@@ -508,8 +517,7 @@ class VideoEnhancer:
     def reset(self) -> None:
         self.denoiser.reset()
         self.strength = None
-        if self.smoother:
-            self.smoother.reset()
+        self.smoother.reset()
 
     def __call__(self, frame: Picture, out: Picture | None = None) -> Picture:
         if not isinstance(frame, YUVPlanes):
@@ -517,21 +525,20 @@ class VideoEnhancer:
             if frame.dtype != np.uint8:
                 raise ValueError("VideoEnhancer takes uint8 RGB frames or YUVPlanes (use Enhancer for 16-bit images)")
         small = self.enhancer.small(frame)
-        cut = self.smoother.is_cut(small) if self.smoother else False
+        cut, light = self.smoother.changes(small)
         if cut:
             self.denoiser.reset()
         clean = self.denoiser(frame)
         if clean is not frame:
             small = self.enhancer.small(clean)
         maps = self.enhancer.maps(small)
-        if self.smoother:
-            maps = self.smoother(maps, cut)
+        at_once = cut or light or not self.smooth
+        maps = self.smoother(maps, at_once)
         strength = self.enhancer.strength_for(small, maps)
-        follow = self.smoother.follow if self.smoother else 1.0
-        if cut or self.strength is None or abs(strength - self.strength) > 0.5:  # a new scene, or the user's hand
+        if at_once or self.strength is None or abs(strength - self.strength) > 0.5:  # or the user's hand
             self.strength = strength
         else:
-            self.strength += follow * (strength - self.strength)
+            self.strength += self.smoother.follow * (strength - self.strength)
         return self.enhancer.apply(clean, maps, out, self.strength)
 
     def close(self) -> None:

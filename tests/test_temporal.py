@@ -116,6 +116,16 @@ def test_curves_follow_a_light_switched_on_within_a_few_frames():
     means += [video(planes(lit)).y.mean() for _ in range(10)]
     steady = enhancer(planes(lit)).y.mean()
     assert abs(means[10] - steady) < 0.1 * steady, "a big change of light is taken at once"
+    # A lamp switched on in the same scene: not a cut (the denoiser keeps its average), yet
+    # the new curves are taken at once rather than drifting in over a third of a second.
+    video.reset()
+    brighter_light = scene(seed=8) * 16 // 30
+    for _ in range(10):
+        video(planes(scene(seed=8) // 3))
+    cuts = video.smoother.cuts
+    first = video(planes(brighter_light)).y.mean()
+    assert video.smoother.cuts == cuts and video.smoother.light_changes == 1
+    assert abs(first - enhancer(planes(brighter_light)).y.mean()) < 1.0
     # A modest change (not a cut) is followed smoothly: within 8 frames.
     video.reset()
     brighter = np.clip(scene(seed=8).astype(np.int16) * 12 // 10, 0, 255).astype(np.uint8)
@@ -129,8 +139,8 @@ def test_curves_follow_a_light_switched_on_within_a_few_frames():
 def test_curve_smoother_averages_and_resets():
     smoother = CurveSmoother(follow=0.25)
     a, b = np.zeros((2, 2, 3), np.float32), np.ones((2, 2, 3), np.float32)
-    assert smoother(a, cut=True) is not None and smoother(b, cut=False).mean() == pytest.approx(0.25)
-    assert smoother(b, cut=True).mean() == 1.0
+    assert smoother(a, at_once=True) is not None and smoother(b, at_once=False).mean() == pytest.approx(0.25)
+    assert smoother(b, at_once=True).mean() == 1.0
 
 
 def test_state_does_not_leak_between_streams():
