@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -25,7 +26,8 @@ from realtime.engine import default_weights_path
 from realtime.checkpoint import load_weights
 from realtime.metrics import psnr, read_pairs, ssim
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 
 
 def score(fn, pairs) -> tuple[float, float]:
@@ -62,8 +64,17 @@ def frame_ms(enhancer: Enhancer, repeat: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def shown(path: Path | str) -> str:
+    """A path as the docs name it: relative to the repository (../shared/... for the shared data)."""
+    return os.path.relpath(Path(path).resolve(), ROOT)
+
+
 def luma(image: np.ndarray) -> float:
     return float((image.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)).mean())
+
+
+def psnr_of(mse: float) -> float:
+    return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
 
 
 def good_light(args) -> list[dict]:
@@ -83,9 +94,11 @@ def good_light(args) -> list[dict]:
             for name, images in sets.items():
                 out = [enhancer(image) for image in images]
                 changes = [luma(o) - luma(i) for o, i in zip(out, images)]
+                errors = [float(np.mean((o.astype(np.float64) - i) ** 2)) for o, i in zip(out, images)]
                 rows.append({"set": name, "attenuation": attenuate, "images": len(images),
-                             "psnr_vs_input": float(np.mean([psnr(o, i) for o, i in zip(out, images)])),
-                             "worst_psnr_vs_input": float(min(psnr(o, i) for o, i in zip(out, images))),
+                             "unchanged": sum(e == 0 for e in errors),
+                             "psnr_vs_input": psnr_of(float(np.mean(errors))),
+                             "worst_psnr_vs_input": psnr_of(max(errors)),
                              "mean_luma_change": float(np.mean(changes)), "largest_luma_change": float(max(changes)),
                              "input_mean_luma": float(np.mean([luma(i) for i in images]))})
     return rows
@@ -105,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.good_light:
         rows = good_light(args)
-        print("| pictures | attenuation | n | input mean luma | PSNR vs input dB (worst) | mean luma change (largest) |")
-        print("|---|---|---|---|---|---|")
+        print("PSNR vs input: of the mean squared error over the set (worst image); unchanged: images left exactly as they were\n")
+        print("| pictures | attenuation | n | input mean luma | PSNR vs input dB (worst) | unchanged | mean luma change (largest) |")
+        print("|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['set']} | {'on (default)' if r['attenuation'] else 'off'} | {r['images']} | "
-                  f"{r['input_mean_luma']:.0f} | {r['psnr_vs_input']:.1f} ({r['worst_psnr_vs_input']:.1f}) | "
+                  f"{r['input_mean_luma']:.0f} | {r['psnr_vs_input']:.1f} ({r['worst_psnr_vs_input']:.1f}) | {r['unchanged']} | "
                   f"{r['mean_luma_change']:+.1f} ({r['largest_luma_change']:+.1f}) |")
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))
@@ -132,14 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         with Enhancer(checkpoint, backend="cpu") as enhancer:
             c = enhancer.config
             estimation = f"long side {c.long_side}" if c.long_side else ("full" if c.scale == 1 else f"1/{c.scale:g}")
-            row = {"name": str(path), "denoise_below": c.denoise_below, "width": c.width, "conv": c.conv,
+            row = {"name": shown(path), "denoise_below": c.denoise_below, "width": c.width, "conv": c.conv,
                    "maps": c.curve_maps, "estimation": estimation,
                    "parameters": sum(t.size for t in checkpoint.state.values())}
             row["ms_1080p"] = frame_ms(enhancer, 1 if c.scale == 1 and not c.long_side else args.repeat)
             row["psnr"], row["ssim"] = score(enhancer, pairs)
         rows.append(row)
         print(f"# {row}", file=sys.stderr)
-    print(f"Validation: {len(pairs)} pairs from {args.val}; PSNR on uint8 RGB, SSIM (Gaussian 11x11, σ 1.5) per channel.\n")
+    print(f"Validation: {len(pairs)} pairs from {shown(args.val)}; PSNR on uint8 RGB, SSIM (Gaussian 11x11, σ 1.5) per channel.\n")
     print("| model | width | conv | maps | estimation | dark denoise | parameters | ms / 1080p frame | PSNR dB | SSIM |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

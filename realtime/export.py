@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,16 @@ def export_onnx(module, path: Path, opset: int = 18) -> None:
     from .backends.gpu import dynamic_shapes
 
     example = module.example_input(720, 1280)
-    exported = torch.onnx.export(module, (example,), dynamic_shapes=dynamic_shapes(), dynamo=True, opset_version=opset,
-                                 input_names=["frame"], output_names=["enhanced"], verbose=False)
+    # The exporter's notes (torchvision absent, deprecations inside torch) are not the user's business.
+    quiet = not log.isEnabledFor(logging.DEBUG)
+    if quiet:
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore", FutureWarning)
+        exported = torch.onnx.export(module, (example,), dynamic_shapes=dynamic_shapes(), dynamo=True,
+                                     opset_version=opset, input_names=["frame"], output_names=["enhanced"],
+                                     verbose=False)
     partial = path.with_name(f".{path.name}.partial")
     exported.save(str(partial))
     check_onnx(partial, module)

@@ -14,7 +14,7 @@ from typing import Union
 import av
 import numpy as np
 
-from .colour import ColourDescription, to_uint8_rgb, yuv_to_rgb
+from .colour import ColourDescription, interpret, to_uint8_rgb, yuv_to_rgb
 
 
 @dataclass
@@ -59,6 +59,29 @@ class YUVPlanes:
         y, u, v = (plane_view(p, np.uint8 if bits == 8 else np.uint16) for p in owner.planes)
         cw, ch = (width + 1) // 2, (height + 1) // 2
         return cls(y[:height, :width], u[:ch, :cw], v[:ch, :cw], colour, bits, owner)
+
+    @classmethod
+    def from_video_frame(cls, frame: "av.VideoFrame", colour: ColourDescription | None = None) -> "YUVPlanes":
+        """Views of a decoded PyAV frame's planes, without a copy: yuv420p, yuvj420p,
+        yuv420p9le..yuv420p16le, nv12 and nv21 (other formats: `frame.reformat` first).
+
+        colour: the frame's colour description; default: from the frame's own tags,
+        untagged parts interpreted as players do (by resolution).
+        """
+        name = frame.format.name
+        if colour is None:
+            colour = interpret(frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc,
+                               frame.width, frame.height, full_range_format=name.startswith("yuvj"))
+        if name in ("yuv420p", "yuvj420p"):
+            return cls(*(plane_view(p, np.uint8) for p in frame.planes), colour, 8, frame)
+        if name.startswith("yuv420p") and name.endswith("le"):
+            return cls(*(plane_view(p, np.uint16) for p in frame.planes), colour, int(name[7:-2]), frame)
+        if name in ("nv12", "nv21"):
+            y = plane_view(frame.planes[0], np.uint8)
+            uv = plane_view(frame.planes[1], np.uint8, 2 * ((frame.width + 1) // 2))
+            u, v = (uv[:, 0::2], uv[:, 1::2]) if name == "nv12" else (uv[:, 1::2], uv[:, 0::2])
+            return cls(y, u, v, colour, 8, frame)
+        raise ValueError(f"{name} frames are not 4:2:0 planes: convert with frame.reformat(format='yuv420p') first")
 
     def to_rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 R'G'B' as a player shows it (each 2x2 block's chroma for its pixels)."""

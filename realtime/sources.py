@@ -271,14 +271,8 @@ class VideoFileSource:
         """The decoded frame as 4:2:0 planes (views of the decoder's buffers where possible;
         other layouts converted once by swscale, keeping the matrix and range)."""
         name = vf.format.name
-        if name in ("yuv420p", "yuvj420p") or (name.startswith("yuv420p") and name.endswith("le")):
-            dtype = np.uint8 if self.bits == 8 else np.uint16
-            y, u, v = (plane_view(p, dtype) for p in vf.planes)
-            return YUVPlanes(y, u, v, self.colour, self.bits, vf)
-        if name in ("nv12", "nv21"):
-            y, uv = plane_view(vf.planes[0], np.uint8), plane_view(vf.planes[1], np.uint8, 2 * ((vf.width + 1) // 2))
-            u, v = (uv[:, 0::2], uv[:, 1::2]) if name == "nv12" else (uv[:, 1::2], uv[:, 0::2])
-            return YUVPlanes(y, u, v, self.colour, 8, vf)
+        if name in ("yuv420p", "yuvj420p", "nv12", "nv21") or (name.startswith("yuv420p") and name.endswith("le")):
+            return YUVPlanes.from_video_frame(vf, self.colour)
         if name.startswith("gray"):
             y = plane_view(vf.planes[0], np.uint8 if self.bits == 8 else np.uint16)
             return YUVPlanes(y, *self._neutral_chroma(vf.width, vf.height), self.colour, self.bits, vf)
@@ -505,14 +499,14 @@ class _stderr_silenced:
 # --- images ------------------------------------------------------------------------------------
 
 
-def read_image(path: Path) -> np.ndarray | None:
+def read_image(path: str | Path) -> np.ndarray | None:
     """An image file as (H, W, 3) uint8 RGB, or None when it cannot be decoded."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_picture(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
+def read_picture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None] | None:
     """An image file as it is: (RGB (H, W, 3) or grey (H, W), uint8 or uint16; its alpha
     plane or None); None when it cannot be decoded."""
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None

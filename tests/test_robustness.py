@@ -321,7 +321,7 @@ def handles(pid: int, signum: int) -> bool:
 def test_ctrl_c_while_starting_is_quiet_and_truthful(tmp_path, clip):
     # The interpreter's own first milliseconds are out of any program's reach: the signal
     # is sent once the program has set its first handler, then at several points after.
-    for delay in (0.0, 0.05, 0.15, 0.3):
+    for delay in (0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.1, 0.15, 0.3, 0.5):
         proc = subprocess.Popen([sys.executable, "-m", "realtime", str(clip[0]), "-o", str(tmp_path / "o.mp4")],
                                 stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10
@@ -330,7 +330,7 @@ def test_ctrl_c_while_starting_is_quiet_and_truthful(tmp_path, clip):
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
-        assert "Traceback" not in err, err
+        assert "Traceback" not in err and "ImportError" not in err, err
         assert proc.returncode in (0, 130), err  # 0: it finished before the signal came
         if proc.returncode == 130 and not (tmp_path / "o.mp4").exists():
             assert "nothing was written" in err and "plays" not in err

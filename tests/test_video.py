@@ -1,6 +1,7 @@
 """The video path: frames stay in their planes and colour description from input to output."""
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 
@@ -175,3 +176,18 @@ def test_nv12_frames_are_read_as_planes_without_conversion(tmp_path):
         out = identity(planes)
     np.testing.assert_array_equal(out.y, decoded.y)
     np.testing.assert_array_equal(out.u, decoded.u)
+
+
+@pytest.mark.parametrize("pix_fmt,full,bits", [("yuvj420p", True, 8), ("yuv420p10le", False, 10)])
+def test_a_pyav_frame_is_enhanced_as_planes_without_conversion(tmp_path, pix_fmt, full, bits):
+    """The documented planar entry point: YUVPlanes.from_video_frame wraps a decoded frame
+    (its colour description read from the frame) and Enhancer takes it, identity exact."""
+    src = tmp_path / "in.mp4"
+    make_tagged_clip(src, (320, 240), pix_fmt, space=1, full_range=full, frames=1)
+    with av.open(str(src)) as container:
+        vf = next(container.decode(video=0))
+        planes = YUVPlanes.from_video_frame(vf)
+        assert (planes.colour.space, planes.colour.full_range, planes.bits) == (1, full, bits)
+        out = Enhancer(identity_weights(tmp_path / "identity.safetensors"), backend="cpu")(planes)
+        for got, want in zip((out.y, out.u, out.v), (planes.y, planes.u, planes.v)):
+            np.testing.assert_array_equal(got, want)
