@@ -338,8 +338,8 @@ def enhance_folder(folder: Path, output: Path, engine: "LazyEnhancer", args: arg
 
 def default_jobs(files: int) -> int:
     """Workers that make this machine faster (measured on 2 cores: 2 workers do 8 short clips
-    5-12 % sooner than 1; one pipeline leaves cores idle while files open and close, and
-    x264 and the engine scale less than linearly on many cores)."""
+    3-12 % sooner than 1, benchmarks/batch.py; one pipeline leaves cores idle while files
+    open and close, and x264 and the engine scale less than linearly on many cores)."""
     cores = cpu_count()
     return max(1, min(files, cores if cores <= 4 else cores // 2))
 

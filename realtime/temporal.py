@@ -529,8 +529,8 @@ class VideoEnhancer:
         if cut:
             self.denoiser.reset()
         clean = self.denoiser(frame)
-        if clean is not frame:
-            small = self.enhancer.small(clean)
+        # The net keeps seeing the noisy frame's small copy: each of its pixels is the mean
+        # of thousands, where the noise has already averaged out.
         maps = self.enhancer.maps(small)
         at_once = cut or light or not self.smooth
         maps = self.smoother(maps, at_once)
