@@ -24,7 +24,7 @@ from realtime import Enhancer
 from realtime.controls import Controls
 from realtime.engine import default_weights_path
 from realtime.checkpoint import load_weights
-from realtime.metrics import psnr, read_pairs, ssim
+from realtime.metrics import mean_luma, psnr, read_pairs, ssim
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -69,9 +69,6 @@ def shown(path: Path | str) -> str:
     return os.path.relpath(Path(path).resolve(), ROOT)
 
 
-def luma(image: np.ndarray) -> float:
-    return float((image.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)).mean())
-
 
 def psnr_of(mse: float) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
@@ -93,14 +90,14 @@ def good_light(args) -> list[dict]:
         with Enhancer(backend="cpu", controls=Controls(attenuate=attenuate)) as enhancer:
             for name, images in sets.items():
                 out = [enhancer(image) for image in images]
-                changes = [luma(o) - luma(i) for o, i in zip(out, images)]
+                changes = [mean_luma(o) - mean_luma(i) for o, i in zip(out, images)]
                 errors = [float(np.mean((o.astype(np.float64) - i) ** 2)) for o, i in zip(out, images)]
                 rows.append({"set": name, "attenuation": attenuate, "images": len(images),
                              "unchanged": sum(e == 0 for e in errors),
                              "psnr_vs_input": psnr_of(float(np.mean(errors))),
                              "worst_psnr_vs_input": psnr_of(max(errors)),
                              "mean_luma_change": float(np.mean(changes)), "largest_luma_change": float(max(changes)),
-                             "input_mean_luma": float(np.mean([luma(i) for i in images]))})
+                             "input_mean_luma": float(np.mean([mean_luma(i) for i in images]))})
     return rows
 
 

@@ -38,8 +38,12 @@ import numpy as np
 from realtime import Enhancer
 from realtime.colour import interpret, rgb_to_yuv
 from realtime.frame import YUVPlanes
-from realtime.metrics import psnr, ssim
+from realtime.metrics import mean_luma, psnr, ssim
+from realtime.model import load_checkpoint
 from realtime.temporal import VideoEnhancer
+
+from latency import reference_way  # benchmarks/, beside this script
+from quality import gamma
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BT709 = interpret(1, 1, 1, 1, 1920, 1080)
@@ -152,33 +156,13 @@ def run_filtered(spec: str, enhancer: Enhancer, frames: list[np.ndarray], fps: f
 
 
 def zero_dce_pp():
+    """The published Zero-DCE++ run the reference way (as in latency.py); None without ../shared."""
     path = SHARED / "reference-weights" / "zero_dce_pp.pth"
-    if not path.exists():
-        return None
-    import torch
-
-    from realtime.model import enhance, load_checkpoint
-
-    net = load_checkpoint(path)
-
-    def run(frame: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
-            return (enhance(net, x)[0][0].permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy()
-
-    return run
-
-
-def gamma(g: float):
-    lut = np.clip(np.rint((np.arange(256) / 255.0) ** g * 255), 0, 255).astype(np.uint8)
-    return lambda frame: lut[frame]
+    return reference_way(load_checkpoint(path)) if path.exists() else None
 
 
 # --- metrics ------------------------------------------------------------------------------------
 
-
-def luma(frame: np.ndarray) -> float:
-    return float((frame.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)).mean())
 
 
 def scores(outputs: list[np.ndarray], clean: list[np.ndarray], motion: np.ndarray) -> dict:
@@ -186,7 +170,7 @@ def scores(outputs: list[np.ndarray], clean: list[np.ndarray], motion: np.ndarra
     per_ssim = np.array([ssim(o, c) for o, c in zip(outputs, clean)])
     noise = [np.abs((o1.astype(np.int16) - o0) - (c1.astype(np.int16) - c0)).mean()
              for o0, o1, c0, c1 in zip(outputs, outputs[1:], clean, clean[1:])]
-    out_luma, clean_luma = np.array([luma(o) for o in outputs]), np.array([luma(c) for c in clean])
+    out_luma, clean_luma = np.array([mean_luma(o) for o in outputs]), np.array([mean_luma(c) for c in clean])
     flicker = float(np.abs(np.diff(out_luma)).mean() - np.abs(np.diff(clean_luma)).mean())
     top = motion >= np.quantile(motion, 0.9)
     return {"psnr": float(per_psnr.mean()), "ssim": float(per_ssim.mean()), "temporal_noise": float(np.mean(noise)),
@@ -238,8 +222,8 @@ def follow(clip: Path, args) -> list[dict]:
         frames = [darken(f, 0.03 if i < 60 else after, args.full_well, args.read_noise, rng)
                   for i, f in enumerate(clean)]
         smoothed, instant = (VideoEnhancer(Enhancer(args.weights, backend="cpu"), smooth_curves=s) for s in (True, False))
-        means = np.array([luma(smoothed(to_planes(f)).to_rgb()) for f in frames])
-        target = np.array([luma(instant(to_planes(f)).to_rgb()) for f in frames])
+        means = np.array([mean_luma(smoothed(to_planes(f)).to_rgb()) for f in frames])
+        target = np.array([mean_luma(instant(to_planes(f)).to_rgb()) for f in frames])
         step = float(np.mean(target[60:70]) - np.mean(target[50:60]))
 
         def settled(share: float) -> int:

@@ -17,6 +17,12 @@ import numpy as np
 from .colour import ColourDescription, interpret, to_uint8_rgb, yuv_to_rgb
 
 
+def has_420_planes(format_name: str) -> bool:
+    """Whether PyAV frames of this pixel format are 4:2:0 planes YUVPlanes can view."""
+    return format_name in ("yuv420p", "yuvj420p", "nv12", "nv21") or (
+        format_name.startswith("yuv420p") and format_name.endswith("le"))
+
+
 @dataclass
 class YUVPlanes:
     """A 4:2:0 picture as its planes: y (H, W), u and v (ceil(H/2), ceil(W/2)); uint8 codes
@@ -69,6 +75,8 @@ class YUVPlanes:
         untagged parts interpreted as players do (by resolution).
         """
         name = frame.format.name
+        if not has_420_planes(name):
+            raise ValueError(f"{name} frames are not 4:2:0 planes: convert with frame.reformat(format='yuv420p') first")
         if colour is None:
             colour = interpret(frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc,
                                frame.width, frame.height, full_range_format=name.startswith("yuvj"))
@@ -76,12 +84,10 @@ class YUVPlanes:
             return cls(*(plane_view(p, np.uint8) for p in frame.planes), colour, 8, frame)
         if name.startswith("yuv420p") and name.endswith("le"):
             return cls(*(plane_view(p, np.uint16) for p in frame.planes), colour, int(name[7:-2]), frame)
-        if name in ("nv12", "nv21"):
-            y = plane_view(frame.planes[0], np.uint8)
-            uv = plane_view(frame.planes[1], np.uint8, 2 * ((frame.width + 1) // 2))
-            u, v = (uv[:, 0::2], uv[:, 1::2]) if name == "nv12" else (uv[:, 1::2], uv[:, 0::2])
-            return cls(y, u, v, colour, 8, frame)
-        raise ValueError(f"{name} frames are not 4:2:0 planes: convert with frame.reformat(format='yuv420p') first")
+        y = plane_view(frame.planes[0], np.uint8)  # nv12, nv21: interleaved chroma
+        uv = plane_view(frame.planes[1], np.uint8, 2 * ((frame.width + 1) // 2))
+        u, v = (uv[:, 0::2], uv[:, 1::2]) if name == "nv12" else (uv[:, 1::2], uv[:, 0::2])
+        return cls(y, u, v, colour, 8, frame)
 
     def to_rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 R'G'B' as a player shows it (each 2x2 block's chroma for its pixels)."""

@@ -6,7 +6,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .controls import LUMA
 from .sources import read_image
+
+
+def mean_luma(image: np.ndarray) -> float:
+    """Mean BT.709 luma of a uint8 RGB image (H, W, 3), in levels 0..255."""
+    return float((image.astype(np.float32) @ LUMA).mean())
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:

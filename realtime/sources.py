@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .colour import ColourDescription, interpret
-from .frame import Frame, YUVPlanes, plane_view
+from .frame import Frame, YUVPlanes, has_420_planes, plane_view
 
 log = logging.getLogger("realtime")
 
@@ -271,7 +271,7 @@ class VideoFileSource:
         """The decoded frame as 4:2:0 planes (views of the decoder's buffers where possible;
         other layouts converted once by swscale, keeping the matrix and range)."""
         name = vf.format.name
-        if name in ("yuv420p", "yuvj420p", "nv12", "nv21") or (name.startswith("yuv420p") and name.endswith("le")):
+        if has_420_planes(name):
             return YUVPlanes.from_video_frame(vf, self.colour)
         if name.startswith("gray"):
             y = plane_view(vf.planes[0], np.uint8 if self.bits == 8 else np.uint16)
@@ -509,7 +509,7 @@ def read_image(path: str | Path) -> np.ndarray | None:
 def read_picture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None] | None:
     """An image file as it is: (RGB (H, W, 3) or grey (H, W), uint8 or uint16; its alpha
     plane or None); None when it cannot be decoded."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
     if image is None or image.dtype not in (np.uint8, np.uint16):
         return None if image is None else (read_image(path), None)  # float / 32-bit images: as 8-bit RGB

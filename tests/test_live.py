@@ -22,13 +22,11 @@ from conftest import cli, need_shared
 from realtime import Enhancer
 from realtime.browser import BrowserSink
 from realtime.controls import Controls
+from realtime.metrics import mean_luma
 from realtime.pipeline import Pipeline
 from realtime.sources import Frame, read_image
 from realtime.temporal import VideoEnhancer
 
-
-def luma(image: np.ndarray) -> float:
-    return float((image.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)).mean())
 
 
 def dark_frame(seed: int = 0, height: int = 180, width: int = 320) -> np.ndarray:
@@ -46,7 +44,7 @@ def test_strength_zero_is_the_input_and_strength_orders_brightness():
     with Enhancer(backend="cpu") as enhancer:
         for frame in frames:
             assert np.abs(enhancer(frame, strength=0.0).astype(int) - frame).max() <= 1
-            means = [luma(enhancer(frame, strength=s)) for s in (0.5, 1.0, 1.5)]
+            means = [mean_luma(enhancer(frame, strength=s)) for s in (0.5, 1.0, 1.5)]
             assert means[0] < means[1] < means[2], means
 
 
@@ -54,7 +52,7 @@ def test_exposure_sets_the_mean_brightness():
     frame = dark_frame(4)
     for target in (0.3, 0.5):
         with Enhancer(backend="cpu", controls=Controls(exposure=target)) as enhancer:
-            assert abs(luma(enhancer(frame)) / 255 - target) < 0.04
+            assert abs(mean_luma(enhancer(frame)) / 255 - target) < 0.04
 
 
 def test_good_light_is_left_nearly_as_it_is():
@@ -62,10 +60,10 @@ def test_good_light_is_left_nearly_as_it_is():
                           interpolation=cv2.INTER_CUBIC)
     with Enhancer(backend="cpu") as enhancer:
         out = enhancer(well_lit)
-        assert abs(luma(out) - luma(well_lit)) <= 3, "a well-lit frame is washed out"
+        assert abs(mean_luma(out) - mean_luma(well_lit)) <= 3, "a well-lit frame is washed out"
         dark = dark_frame(6)
-        assert luma(enhancer(dark)) == pytest.approx(luma(enhancer(dark, strength=1.0)))
-        assert luma(enhancer(dark)) > 2 * luma(dark), "a dark frame still gets the full curves"
+        assert mean_luma(enhancer(dark)) == pytest.approx(mean_luma(enhancer(dark, strength=1.0)))
+        assert mean_luma(enhancer(dark)) > 2 * mean_luma(dark), "a dark frame still gets the full curves"
 
 
 def test_normal_light_references_are_changed_less_than_the_anchors():
@@ -75,7 +73,7 @@ def test_normal_light_references_are_changed_less_than_the_anchors():
 
     pairs = read_pairs(need_shared("data", "lol-val"))
     with Enhancer(backend="cpu") as enhancer:
-        scores = [(psnr(enhancer(high), high), abs(luma(enhancer(high)) - luma(high))) for _, high in pairs]
+        scores = [(psnr(enhancer(high), high), abs(mean_luma(enhancer(high)) - mean_luma(high))) for _, high in pairs]
     assert np.mean([s[0] for s in scores]) >= 30 and np.mean([s[1] for s in scores]) <= 3, scores[:5]
 
 
@@ -106,7 +104,7 @@ def test_a_strength_change_takes_effect_within_two_frames_live():
 
     class Watch:
         def write(self, frame):
-            seen.append((frame.index, luma(frame.enhanced)))
+            seen.append((frame.index, mean_luma(frame.enhanced)))
             if frame.index == 20:
                 controls.set_strength(0.2)
             return True
@@ -242,7 +240,7 @@ def test_the_page_in_a_real_browser(served):
         while time.monotonic() < deadline and "fps" not in stats.text:
             time.sleep(0.1)
         assert "fps" in stats.text, "the page shows fps and latency"
-        before = luma(cv2.imdecode(np.frombuffer(get(f"{base}/snapshot.jpg?token=s3cret")[1], np.uint8), 1))
+        before = mean_luma(cv2.imdecode(np.frombuffer(get(f"{base}/snapshot.jpg?token=s3cret")[1], np.uint8), 1))
         driver.execute_script("const s = document.getElementById('strength'); s.value = 0.2;"
                               "s.dispatchEvent(new Event('input'));")
         deadline = time.monotonic() + 5
@@ -250,7 +248,7 @@ def test_the_page_in_a_real_browser(served):
             time.sleep(0.05)
         assert controls.strength == 0.2, "the slider set the strength"
         time.sleep(0.3)
-        after = luma(cv2.imdecode(np.frombuffer(get(f"{base}/snapshot.jpg?token=s3cret")[1], np.uint8), 1))
+        after = mean_luma(cv2.imdecode(np.frombuffer(get(f"{base}/snapshot.jpg?token=s3cret")[1], np.uint8), 1))
         assert after < before - 10, (before, after)
     finally:
         driver.quit()

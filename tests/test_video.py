@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -191,3 +192,15 @@ def test_a_pyav_frame_is_enhanced_as_planes_without_conversion(tmp_path, pix_fmt
         out = Enhancer(identity_weights(tmp_path / "identity.safetensors"), backend="cpu")(planes)
         for got, want in zip((out.y, out.u, out.v), (planes.y, planes.u, planes.v)):
             np.testing.assert_array_equal(got, want)
+
+
+def test_images_are_read_from_a_name_given_as_str_or_path(tmp_path):
+    from realtime.sources import read_picture
+
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    path = tmp_path / "picture.png"
+    cv2.imwrite(str(path), rgb[..., ::-1])
+    for name in (path, str(path)):
+        assert np.array_equal(read_image(name), rgb)
+        picture, alpha = read_picture(name)
+        assert np.array_equal(picture, rgb) and alpha is None
