@@ -24,16 +24,35 @@ from realtime import Enhancer
 from realtime.controls import Controls
 from realtime.engine import default_weights_path
 from realtime.checkpoint import load_weights
-from realtime.metrics import mean_luma, psnr, read_pairs, ssim
+from realtime.metrics import mean_luma, psnr, read_pairs, ssim, tone
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def score(fn, pairs) -> tuple[float, float]:
-    values = [(psnr(out, high), ssim(out, high)) for out, high in ((fn(low), high) for low, high in pairs)]
-    p, s = np.mean(values, axis=0)
-    return float(p), float(s)
+def score(fn, pairs) -> dict[str, float]:
+    """Mean PSNR and SSIM over the pairs, and the tone against the references
+    (realtime.metrics.tone): median |mean-luma error|, median |black-point error|, and the
+    medians of the signed errors, the contrast ratio and the colourfulness ratio."""
+    outputs = [(fn(low), high) for low, high in pairs]
+    tones = [tone(out, high) for out, high in outputs]
+
+    def median(key: str, transform=lambda v: v) -> float:
+        return float(np.median([transform(t[key]) for t in tones]))
+
+    return {"psnr": float(np.mean([psnr(o, h) for o, h in outputs])),
+            "ssim": float(np.mean([ssim(o, h) for o, h in outputs])),
+            "abs_mean_luma_error": median("mean_luma_error", abs), "mean_luma_error": median("mean_luma_error"),
+            "abs_black_point_error": median("black_point_error", abs), "black_point_error": median("black_point_error"),
+            "contrast_ratio": median("contrast_ratio"), "colourfulness_ratio": median("colourfulness_ratio")}
+
+
+TONE_COLUMNS = "| |mean-luma error| (signed) | |black-point error| (signed) | contrast ratio | colourfulness ratio |"
+
+
+def tone_cells(r: dict) -> str:
+    return (f"| {r['abs_mean_luma_error']:.1f} ({r['mean_luma_error']:+.1f}) | {r['abs_black_point_error']:.1f} "
+            f"({r['black_point_error']:+.1f}) | {r['contrast_ratio']:.2f} | {r['colourfulness_ratio']:.2f} |")
 
 
 def autocontrast(image: np.ndarray) -> np.ndarray:
@@ -133,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     if not args.no_baselines:
         for name, fn in (("input", lambda x: x), ("autocontrast", autocontrast), ("gamma 0.4", gamma(0.4))):
-            p_, s_ = score(fn, pairs)
-            rows.append({"name": name, "psnr": p_, "ssim": s_})
+            rows.append({"name": name, **score(fn, pairs)})
     variants = [(path, d) for path in checkpoints for d in (args.denoise_below or [None])]
     for path, denoise in variants:
         checkpoint = load_weights(path)
@@ -144,22 +162,24 @@ def main(argv: list[str] | None = None) -> int:
             c = enhancer.config
             estimation = f"long side {c.long_side}" if c.long_side else ("full" if c.scale == 1 else f"1/{c.scale:g}")
             row = {"name": shown(path), "denoise_below": c.denoise_below, "width": c.width, "conv": c.conv,
-                   "maps": c.curve_maps, "estimation": estimation,
+                   "maps": c.curve_maps, "tone": c.tone, "estimation": estimation,
                    "parameters": sum(t.size for t in checkpoint.state.values())}
             row["ms_1080p"] = frame_ms(enhancer, 1 if c.scale == 1 and not c.long_side else args.repeat)
-            row["psnr"], row["ssim"] = score(enhancer, pairs)
+            row.update(score(enhancer, pairs))
         rows.append(row)
         print(f"# {row}", file=sys.stderr)
     print(f"Validation: {len(pairs)} pairs from {shown(args.val)}; PSNR on uint8 RGB, SSIM (Gaussian 11x11, σ 1.5) per channel.\n")
-    print("| model | width | conv | maps | estimation | dark denoise | parameters | ms / 1080p frame | PSNR dB | SSIM |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | width | conv | maps | tone head | estimation | dark denoise | parameters | ms / 1080p frame | "
+          "PSNR dB | SSIM " + TONE_COLUMNS)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "width" in r:
             denoise = f"< {r['denoise_below']}" if r["denoise_below"] else "off"
-            print(f"| {r['name']} | {r['width']} | {r['conv']} | {r['maps']} | {r['estimation']} | {denoise} | {r['parameters']} | "
-                  f"{r['ms_1080p']:.1f} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+            print(f"| {r['name']} | {r['width']} | {r['conv']} | {r['maps']} | {'yes' if r['tone'] else 'no'} | "
+                  f"{r['estimation']} | {denoise} | {r['parameters']} | {r['ms_1080p']:.1f} | {r['psnr']:.2f} | "
+                  f"{r['ssim']:.3f} " + tone_cells(r))
         else:
-            print(f"| {r['name']} | – | – | – | – | – | – | – | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+            print(f"| {r['name']} | – | – | – | – | – | – | – | – | {r['psnr']:.2f} | {r['ssim']:.3f} " + tone_cells(r))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

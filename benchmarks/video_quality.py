@@ -14,6 +14,9 @@ or camera would give) and every method is scored against the clean frames:
 - temporal noise: mean |(out_t − out_t−1) − (clean_t − clean_t−1)| over all pixels;
 - flicker: mean |Δ mean luma| between consecutive frames, minus the clean clip's;
 - motion PSNR: PSNR over the 10 % of frames with the largest clean frame difference;
+- tone (realtime.metrics.tone, median over every 10th frame): mean-luma error and black
+  point (1st-percentile luma) error in levels, contrast ratio (luma std, output / clean)
+  and colourfulness ratio; white share: pixels at 255 in all three channels;
 - ms per frame (the method's own computation, single process, median).
 
 Methods: the engine per frame (the video path, no temporal state), the engine with
@@ -38,7 +41,7 @@ import numpy as np
 from realtime import Enhancer
 from realtime.colour import interpret, rgb_to_yuv
 from realtime.frame import YUVPlanes
-from realtime.metrics import mean_luma, psnr, ssim
+from realtime.metrics import darken, mean_luma, psnr, ssim, tone
 from realtime.model import load_checkpoint
 from realtime.temporal import VideoEnhancer
 
@@ -49,26 +52,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BT709 = interpret(1, 1, 1, 1, 1920, 1080)
 
 
-# --- making footage dark --------------------------------------------------------------------
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0, 1)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
-
-
-def darken(frame: np.ndarray, factor: float, full_well: float, read_noise: float, rng: np.random.Generator
-           ) -> np.ndarray:
-    """A clean uint8 sRGB frame as a camera would record the scene with `factor` of the light:
-    photons = linear light · factor · full_well, Poisson-distributed, plus Gaussian read noise
-    (electrons), back to sRGB 8 bits."""
-    photons = srgb_to_linear(frame.astype(np.float32) / 255) * (factor * full_well)
-    electrons = rng.poisson(photons).astype(np.float32) + rng.normal(0, read_noise, frame.shape).astype(np.float32)
-    return np.clip(np.rint(linear_to_srgb(electrons / full_well) * 255), 0, 255).astype(np.uint8)
+# --- reading footage -------------------------------------------------------------------------
 
 
 def read_clip(path: Path, frames: int) -> tuple[list[np.ndarray], float]:
@@ -173,8 +157,11 @@ def scores(outputs: list[np.ndarray], clean: list[np.ndarray], motion: np.ndarra
     out_luma, clean_luma = np.array([mean_luma(o) for o in outputs]), np.array([mean_luma(c) for c in clean])
     flicker = float(np.abs(np.diff(out_luma)).mean() - np.abs(np.diff(clean_luma)).mean())
     top = motion >= np.quantile(motion, 0.9)
+    tones = [tone(o, c) for o, c in zip(outputs[::10], clean[::10])]
+    clipped = float(np.mean([(o >= 255).all(axis=2).mean() for o in outputs[::10]]))
     return {"psnr": float(per_psnr.mean()), "ssim": float(per_ssim.mean()), "temporal_noise": float(np.mean(noise)),
-            "flicker": flicker, "motion_psnr": float(per_psnr[top].mean())}
+            "flicker": flicker, "motion_psnr": float(per_psnr[top].mean()),
+            **{k: float(np.median([t[k] for t in tones])) for k in tones[0]}, "white_share": clipped}
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -190,6 +177,10 @@ def methods(args, fps: float) -> dict:
         "atadenoise + engine": lambda frames: run_filtered("atadenoise", engine, frames, fps),
         "fftdnoiz + engine": lambda frames: run_filtered("fftdnoiz=prev=1:next=1", engine, frames, fps),
     }
+    for path in args.compare or []:
+        other = Enhancer(path, backend="cpu")
+        table[f"{Path(path).name} + temporal"] = lambda frames, other=other: run_engine(
+            VideoEnhancer(other, denoise=args.denoise), frames)
     reference = zero_dce_pp()
     if reference is not None:
         table["Zero-DCE++ per frame"] = lambda frames: run_rgb(reference, frames)
@@ -249,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="engine checkpoint (default: the bundled weights)")
     p.add_argument("--denoise", default="auto", help="temporal denoise of 'engine + temporal' (auto, off, 0..1)")
     p.add_argument("--methods", nargs="*", help="only these methods")
+    p.add_argument("--compare", nargs="*", help="other checkpoints, run as '<name> + temporal' (e.g. the previous default)")
     p.add_argument("--images", type=Path, help="write a side-by-side PNG per dark factor here (e.g. docs/img)")
     p.add_argument("--json", type=Path, help="write every number here")
     args = p.parse_args(argv)
@@ -299,12 +291,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(rows: list[dict], params: dict) -> str:
     out = [f"Dark-footage model: {params}", "",
-           "| clip | factor | method | PSNR dB | SSIM | temporal noise | flicker | motion PSNR dB | ms / frame |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| clip | factor | method | PSNR dB | SSIM | temporal noise | flicker | motion PSNR dB | mean luma error | "
+           "black point error | contrast ratio | colourfulness ratio | ms / frame |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ms = f"{r['ms_per_frame']:.1f}" if "ms_per_frame" in r else "–"
         out.append(f"| {r['clip']} ({r['resolution']}) | {r['factor']:g} | {r['method']} | {r['psnr']:.2f} | "
-                   f"{r['ssim']:.3f} | {r['temporal_noise']:.2f} | {r['flicker']:+.3f} | {r['motion_psnr']:.2f} | {ms} |")
+                   f"{r['ssim']:.3f} | {r['temporal_noise']:.2f} | {r['flicker']:+.3f} | {r['motion_psnr']:.2f} | "
+                   f"{r['mean_luma_error']:+.1f} | {r['black_point_error']:+.1f} | {r['contrast_ratio']:.2f} | "
+                   f"{r['colourfulness_ratio']:.2f} | {ms} |")
     return "\n".join(out)
 
 

@@ -52,6 +52,16 @@ class ModelConfig:
     # The curves multiply shadow noise by up to (1 + α)^8; this removes most of it where
     # the gain is high and leaves brighter detail alone. 0 = off (the published models).
     denoise_below: int = 0
+    # A tone head (this project's models): from the net's pooled features, a black point
+    # and a gain per channel for the whole frame, applied before the curves (x -> (x -
+    # black)·gain, clipped to [0, 1]), so that a model can set the frame's exposure, keep
+    # its noise floor black and balance its colour; the curves then shape it locally. The
+    # published models have none (black 0, gain 1). See tone_parameters.
+    tone: bool = False
+    # Leave good light alone: the engine attenuates the curves on well-lit frames
+    # (realtime.controls). For this project's models, whose training lifts whatever it
+    # sees; off for the published ones, which then compute what their papers describe.
+    attenuate_good_light: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.iterations < 1:
@@ -66,6 +76,12 @@ class ModelConfig:
     @property
     def curve_maps(self) -> int:
         return 3 if self.shared_curves else 3 * self.iterations
+
+    @property
+    def tone_inputs(self) -> int:
+        """Features the tone head reads: mean and max of conv6's channels, mean and max of
+        the small copy's R, G, B."""
+        return 2 * self.width + 6
 
     def estimation_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the copy the net sees for a height x width frame."""
@@ -126,7 +142,28 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         else:
             shapes[f"{name}.depth_conv.weight"], shapes[f"{name}.depth_conv.bias"] = (cin, 1, 3, 3), (cin,)
             shapes[f"{name}.point_conv.weight"], shapes[f"{name}.point_conv.bias"] = (cout, cin, 1, 1), (cout,)
+    if config.tone:
+        shapes["tone.weight"], shapes["tone.bias"] = (6, config.tone_inputs), (6,)
     return shapes
+
+
+#: The tone head's ranges: black = TONE_BLACK·tanh(z) (a negative black lifts the floor);
+#: gain = TONE_TARGET / (mean luma of the small copy − black) · e^(TONE_RANGE·tanh(z')), at
+#: most TONE_MAX_GAIN: the net learns how far from a mean of TONE_TARGET each frame should
+#: go, so that a darker frame gets more gain without the net having to learn the division.
+TONE_BLACK, TONE_TARGET, TONE_RANGE, TONE_FLOOR, TONE_MAX_GAIN = 0.15, 0.4, 2.0, 0.004, 64.0
+TONE_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def tone_parameters(z: np.ndarray, small_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(black, gain), each (3,) float32, from the tone head's output z (6,) and the small
+    copy's mean R, G, B (3,) in [0, 1]; realtime.model.tone_parameters is the same in torch."""
+    z = np.asarray(z, np.float64)
+    luma = np.asarray(TONE_LUMA)
+    black = TONE_BLACK * np.tanh(z[:3])
+    mean = max(float(np.asarray(small_mean, np.float64) @ luma - black @ luma), TONE_FLOOR)
+    gain = np.minimum(np.exp(TONE_RANGE * np.tanh(z[3:])) * (TONE_TARGET / mean), TONE_MAX_GAIN)
+    return black.astype(np.float32), gain.astype(np.float32)
 
 
 def flush_denormals(state: dict[str, np.ndarray]) -> int:

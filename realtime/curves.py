@@ -8,8 +8,9 @@ a CPU than looking the result up in an (α, x) table, whose byte gathers do not
 vectorise (1080p RGB: 1.8 vs 3.3 ms on one core), and it is exact where a table is
 quantised: α = 0 returns its input unchanged.
 
-Two kernels, one arithmetic:
-- RGB frames (H, W, 3) uint8: the curve per value, after the optional dark denoise.
+Two kernels, one arithmetic per value: the optional dark denoise, the frame's tone (a
+black point and a gain per channel: (x − black)·gain, clipped to [0, 1]), the curve.
+- RGB frames (H, W, 3) uint8 or uint16: per value.
 - YUV 4:2:0 planes, 8 to 16 bits: per 2x2 block, Y'CbCr -> R'G'B' with the frame's own
   matrix and range, the curve per channel, R'G'B' -> Y' per pixel, and the block's
   chroma from the mean of its four results. Only the change the curve makes is added
@@ -21,18 +22,13 @@ can split a frame across threads.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numba
 import numpy as np
-
-
-#: α levels in the lookup table of the GPU / exported program (the CPU kernels iterate
-#: in float). With 8 iterations, |∂y/∂α| reaches ~510 uint8 levels per unit α; 2048
-#: levels over [-1, 1] keep every output within 0.75 of the float64 curve.
-LUT_LEVELS = 2048
 
 
 def curve_float64(x: np.ndarray, alpha: np.ndarray | float, iterations: int = 8) -> np.ndarray:
@@ -47,33 +43,23 @@ def curve_float64(x: np.ndarray, alpha: np.ndarray | float, iterations: int = 8)
 
 
 @dataclass(frozen=True)
-class CurveLUT:
-    """Output level for every (α level, input level): y = table[l, x].
+class Curves:
+    """What the net estimates for one frame: low-resolution α maps (h, w, C) float32 in
+    [-1, 1] (C = 3 shared by all iterations, or 3 per iteration) and the frame's tone, a
+    black point and a gain per channel ((3,) float32 each: x -> (x − black)·gain, clipped,
+    before the curves; 0 and 1 for the published models)."""
 
-    Level l stands for α = -1 + 2·l / (levels - 1). Used by the GPU / exported program,
-    where a gather is cheap.
-    """
+    maps: np.ndarray
+    black: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+    gain: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
 
-    table: np.ndarray  # (levels, 256) uint8
-    iterations: int
+    def tone_at(self, strength: float) -> tuple[np.ndarray, np.ndarray]:
+        """(black, gain) at `strength`: linear from the identity (0) to the model's (1 and up)."""
+        s = np.float32(np.clip(strength, 0.0, 1.0))
+        return self.black * s, np.float32(1) + (self.gain - np.float32(1)) * s
 
-    @property
-    def levels(self) -> int:
-        return self.table.shape[0]
-
-    def alpha_to_level(self, alpha: np.ndarray) -> np.ndarray:
-        """α in [-1, 1] -> fractional level + 0.5, so that int() rounds to nearest."""
-        return (np.clip(alpha, -1, 1) + 1) * (0.5 * (self.levels - 1)) + 0.5
-
-
-@lru_cache(maxsize=8)
-def build_lut(iterations: int = 8, levels: int = LUT_LEVELS) -> CurveLUT:
-    """The CurveLUT for `iterations` iterations (cached: it depends on nothing else)."""
-    alpha = np.linspace(-1, 1, levels)[:, None]
-    x = np.arange(256)[None, :] / 255.0
-    table = np.clip(np.rint(curve_float64(x, alpha, iterations) * 255), 0, 255).astype(np.uint8)
-    table.setflags(write=False)
-    return CurveLUT(table, iterations)
+    def replace(self, **changes: np.ndarray) -> "Curves":
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -203,17 +189,19 @@ def _denoised(vs, s, k, below, scale):  # pragma: no cover - numba
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _rgb_rows(src, dst, maps, y0, y1, yw, full, last, fb, scale, maxv, inv, r0, r1):  # pragma: no cover - numba
+def _rgb_rows(src, dst, maps, y0, y1, yw, full, last, fb, scale, maxv, inv, black, gain, r0, r1):  # noqa: E501  # pragma: no cover - numba
     """dst[y] = curves of src[y] for rows r0..r1 (levels 0..maxv: uint8 or uint16; inv =
     1/maxv). Dark denoise below level fb (0: off) with weight (fb − s)·scale/256; these
     constants come exact from the caller (a reciprocal taken here under fastmath may be
-    approximate, and the denoise's integer arithmetic has exact ties).
+    approximate, and the denoise's integer arithmetic has exact ties). Then the tone
+    (black, gain: (W·3,) per element; empty: none), then the curves.
     maps: (h, sets, W·3) row-upsampled α."""
     n = src.shape[1] * 3
     v = np.empty(n, np.float32)
     a = np.empty(n, np.float32)
     vs = np.zeros(n + 6, np.float32)
     below = fb > 0
+    toned = black.shape[0] > 0
     for y in range(r0, r1):
         row, d = src[y].ravel(), dst[y].ravel()
         if below:
@@ -223,6 +211,9 @@ def _rgb_rows(src, dst, maps, y0, y1, yw, full, last, fb, scale, maxv, inv, r0, 
         else:
             for k in range(n):
                 v[k] = np.float32(row[k]) * inv
+        if toned:
+            for k in range(n):
+                v[k] = min(max((v[k] - black[k]) * gain[k], np.float32(0.0)), np.float32(1.0))
         _iterate(v, a, maps[y0[y]], maps[y1[y]], yw[y], full, last)
         for k in range(n):
             d[k] = min(max(v[k] * maxv + np.float32(0.5), np.float32(0.0)), maxv)
@@ -297,7 +288,8 @@ def _block_chroma(out, rows, kr, kg, kb, cr_v, cb_u, cs, co, maxv, sums, uo, vo)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full, last, below, share, r0, r1):  # noqa: E501
+def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full, last, below, share, black,  # noqa: E501
+              tone_gain, r0, r1):
     """Rows r0..r1 (r0 even) of 4:2:0 planes through the curves. maps: (h, 3, sets, W)
     row-upsampled α, so that each channel's rows are contiguous. coef / coef_out: the
     input's and the output's colour coefficients (ColourDescription.coefficients).
@@ -306,7 +298,8 @@ def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full,
     cube and rounded to `maxv` levels (255 for 8-bit input, 1023 for 10-bit). The dark
     denoise and the curve see that value, with the RGB path's integer arithmetic, so both
     paths compute the same curves; only the curve's change is added to the unrounded
-    value, so codes outside the cube pass through and α = 0 changes nothing."""
+    value, so codes outside the cube pass through and α = 0 changes nothing. The tone
+    (black, gain: (3,) per channel; empty: none) comes between the denoise and the curve."""
     height, width = y.shape
     yo, ys, co, cs, kr, kg, kb, cr_v, cg_u, cg_v, cb_u = (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5],
                                                          coef[6], coef[7], coef[8], coef[9], coef[10])
@@ -325,6 +318,7 @@ def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full,
     ring_row = np.full(4, -1, np.int64)
     scratch = np.empty((3, width), np.float32)
     levels, inv_levels = maxv, np.float32(1.0) / maxv
+    toned = black.shape[0] > 0
     fb = np.float32(below) * maxv / np.float32(255.0)  # the threshold in this depth's levels
     gain = np.float32(1.0) / fb if below else np.float32(0.0)
     oyo, oys, oco, ocs, okr, okg, okb, ocr_v, ocb_u = (coef_out[0], coef_out[1], coef_out[2], coef_out[3],
@@ -357,6 +351,10 @@ def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full,
                         m = np.floor(mean[x] + np.float32(0.5))
                         t = t + np.floor(max(fb - t, np.float32(0.0)) * gain * (m - t) + np.float32(0.5))
                     curved[x] = t * inv_levels
+                if toned:
+                    bc, gc = black[c], tone_gain[c]
+                    for x in range(width):
+                        curved[x] = min(max((curved[x] - bc) * gc, np.float32(0.0)), np.float32(1.0))
                 _iterate(curved, a, la[c], lb[c], w, full, last)
                 for x in range(width):
                     s[x] += curved[x]
@@ -385,6 +383,8 @@ class PassState:
     rows: Taps  # vertical taps into maps
     schedule: Schedule
     denoise: float = 1.0  # share of the dark denoise: the strength, up to 1 (strength 0: nothing changes)
+    black: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # (3,) tone, or empty for none
+    gain: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
 
 
 class CurveApplier:
@@ -401,10 +401,16 @@ class CurveApplier:
         self.grid = grid
         self.denoise_below = denoise_below
 
-    def prepare(self, maps: np.ndarray, height: int, width: int, strength: float = 1.0,
+    def prepare(self, curves: "Curves | np.ndarray", height: int, width: int, strength: float = 1.0,
                 planar: bool = False) -> PassState:
-        """maps: (h, w, C) float32 α in [-1, 1] -> the state for the band calls."""
-        maps = np.clip(np.ascontiguousarray(maps, dtype=np.float32), -1, 1)
+        """curves: the frame's Curves (or bare α maps (h, w, C) float32 in [-1, 1]) -> the
+        state for the band calls."""
+        curves = curves if isinstance(curves, Curves) else Curves(curves)
+        black, gain = curves.tone_at(strength)
+        if not (black.any() or (gain != 1).any()):  # no tone: the kernels skip it
+            black = gain = np.empty(0, np.float32)
+        black, gain = np.ascontiguousarray(black, np.float32), np.ascontiguousarray(gain, np.float32)
+        maps = np.clip(np.ascontiguousarray(curves.maps, dtype=np.float32), -1, 1)
         h, w, c = maps.shape
         rows = np.empty((h, width, c), np.float32)
         tx = linear_taps(w, width, self.grid)
@@ -413,7 +419,7 @@ class CurveApplier:
         order = (0, 3, 2, 1) if planar else (0, 2, 1, 3)  # (h, 3, sets, W) or (h, sets, W, 3)
         rows = np.ascontiguousarray(sets.transpose(order)).reshape((h, 3, c // 3, width) if planar else (h, c // 3, -1))
         return PassState(rows, linear_taps(h, height, self.grid), Schedule.of(self.iterations, strength),
-                         float(np.clip(strength, 0.0, 1.0)))
+                         float(np.clip(strength, 0.0, 1.0)), black, gain)
 
     def apply_band(self, frame: np.ndarray, out: np.ndarray, state: PassState, r0: int, r1: int) -> None:
         """Rows r0..r1 of out from frame (H, W, 3, uint8 or uint16, C-contiguous rows)."""
@@ -421,8 +427,10 @@ class CurveApplier:
         maxv = np.iinfo(frame.dtype).max
         fb = self.denoise_below * maxv // 255 if state.denoise > 0 else 0  # 8-bit levels to this depth's
         scale = 256 / fb * state.denoise if fb else 0.0
+        black, gain = (np.tile(state.black, frame.shape[1]), np.tile(state.gain, frame.shape[1])) \
+            if state.black.size else (state.black, state.gain)
         _rgb_rows(frame, out, state.maps, t.i0, t.i1, t.w, s.full, np.float32(s.last), np.float32(fb),
-                  np.float32(scale), np.float32(maxv), np.float32(1 / maxv), r0, r1)
+                  np.float32(scale), np.float32(maxv), np.float32(1 / maxv), black, gain, r0, r1)
 
     def apply_planes_band(self, planes, out, state: PassState, r0: int, r1: int) -> None:
         """Rows r0..r1 (r0 even) of `out` from `planes` (YUVPlanes of one size and depth;
@@ -432,14 +440,14 @@ class CurveApplier:
         maxv = np.float32((1 << planes.bits) - 1)
         _yuv_rows(planes.y, planes.u, planes.v, out.y, out.u, out.v, state.maps, t.i0, t.i1, t.w, coef, coef_out,
                   maxv, s.full, np.float32(s.last), self.denoise_below if state.denoise > 0 else 0,
-                  np.float32(state.denoise), r0, r1)
+                  np.float32(state.denoise), state.black, state.gain, r0, r1)
 
-    def apply(self, frame: np.ndarray, maps: np.ndarray, out: np.ndarray | None = None,
+    def apply(self, frame: np.ndarray, curves: "Curves | np.ndarray", out: np.ndarray | None = None,
               strength: float = 1.0) -> np.ndarray:
         """Single-threaded convenience: the whole RGB frame at once."""
         height, width = frame.shape[:2]
         out = np.empty_like(frame) if out is None else out
-        self.apply_band(frame, out, self.prepare(maps, height, width, strength), 0, height)
+        self.apply_band(frame, out, self.prepare(curves, height, width, strength), 0, height)
         return out
 
 

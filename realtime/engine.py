@@ -18,7 +18,7 @@ from .backends import Backend, select_backend
 from .backends.cpu import cpu_count
 from .checkpoint import Checkpoint, load_weights
 from .controls import Controls, effective_strength
-from .curves import CurveApplier, row_bands
+from .curves import CurveApplier, Curves, row_bands
 from .frame import Picture, YUVPlanes
 
 DEFAULT_WEIGHTS = "default.safetensors"
@@ -104,10 +104,10 @@ class Enhancer:
 
     def __init__(self, weights: str | Path | Checkpoint | None = None, backend: str = "auto",
                  threads: int | None = None, controls: Controls | None = None) -> None:
-        self.controls = controls or Controls()
         weights = default_weights_path() if weights is None else weights
         self.checkpoint = weights if isinstance(weights, Checkpoint) else load_weights(weights)
         self.config = self.checkpoint.config
+        self.controls = controls or Controls()
         self.backend: Backend = select_backend(backend, self.checkpoint)
         c = self.config
         self.applier = CurveApplier(c.iterations, c.shared_curves, c.upsample_grid, c.denoise_below)
@@ -133,20 +133,19 @@ class Enhancer:
 
     def _enhance(self, picture: Picture, out: Picture | None, strength: float | None) -> Picture:
         self._check_open()
-        small = self.small(picture)
-        maps = self.maps(small)
-        effective = self.strength_for(small, maps, strength)
         whole_frame = getattr(self.backend, "enhance_rgb", None)  # a GPU program for the whole computation
-        if whole_frame is not None and effective == 1.0 and isinstance(picture, np.ndarray) \
-                and picture.dtype == np.uint8:
+        if whole_frame is not None and strength is None and self.controls.is_default() \
+                and isinstance(picture, np.ndarray) and picture.dtype == np.uint8:
             return whole_frame(picture, out)
-        return self.apply(picture, maps, out, effective)
+        small = self.small(picture)
+        curves = self.curves_for(small)
+        return self.apply(picture, curves, out, self.strength_for(small, curves, strength))
 
-    def strength_for(self, small: np.ndarray, maps: np.ndarray, strength: float | None = None) -> float:
-        """The strength a frame gets (see realtime.controls), given its small copy and maps."""
+    def strength_for(self, small: np.ndarray, curves: Curves, strength: float | None = None) -> float:
+        """The strength a frame gets (see realtime.controls), given its small copy and curves."""
         controls = self.controls if strength is None else Controls(strength, self.controls.exposure,
                                                                      attenuate=self.controls.attenuate)
-        return effective_strength(small, maps, self.config.iterations, controls)
+        return effective_strength(small, curves, self.config, controls)
 
     def enhance_planes(self, planes: YUVPlanes, out: YUVPlanes | None = None,
                        strength: float | None = None) -> YUVPlanes:
@@ -160,9 +159,11 @@ class Enhancer:
             raise ValueError(f"out must be YUVPlanes of shape {planes.shape} and {planes.bits} bits")
         return self._enhance(planes, out, strength)
 
-    def curves(self, frame: Picture) -> np.ndarray:
-        """The low-resolution curve maps for a frame: (h, w, C) float32 α in [-1, 1],
-        C = 3 (shared by all iterations) or 3·iterations; (h, w) = config.estimation_size."""
+    def curves(self, frame: Picture) -> Curves:
+        """What the net estimates for a frame (realtime.curves.Curves): the low-resolution
+        curve maps, (h, w, C) float32 α in [-1, 1], C = 3 (shared by all iterations) or
+        3·iterations, (h, w) = config.estimation_size; and its tone (black point and gain
+        per channel)."""
         return self.estimate(frame if isinstance(frame, YUVPlanes) else as_rgb_frame(frame))
 
     # --- the steps (VideoEnhancer runs them with temporal state in between) -------------
@@ -172,29 +173,33 @@ class Enhancer:
         height, width = picture.shape[:2]
         return small_copy(picture, self.config.estimation_size(height, width), self.config.downsample)
 
-    def estimate(self, picture: Picture) -> np.ndarray:
-        """Curve maps for a checked picture (see curves())."""
+    def estimate(self, picture: Picture) -> Curves:
+        """Curves for a checked picture (see curves())."""
         self._check_open()
-        return self.maps(self.small(picture))
+        return self.curves_for(self.small(picture))
 
-    def maps(self, small: np.ndarray) -> np.ndarray:
-        """Curve maps for a small copy. A grey picture gets the same curve in every channel,
-        so that it stays grey (the net's three maps differ a little even for grey input)."""
-        maps = self.backend.maps(small)
+    def curves_for(self, small: np.ndarray) -> Curves:
+        """Curves for a small copy. A grey picture gets the same curve and tone in every
+        channel, so that it stays grey (the net's three maps differ a little even for grey
+        input)."""
+        curves = self.backend.curves(small)
         if np.array_equal(small[..., 0], small[..., 1]) and np.array_equal(small[..., 0], small[..., 2]):
+            maps = curves.maps
             sets = maps.reshape(*maps.shape[:2], -1, 3)
-            maps = np.repeat(sets.mean(axis=3, keepdims=True), 3, axis=3).reshape(maps.shape)
-        return maps
+            grey = np.repeat(sets.mean(axis=3, keepdims=True), 3, axis=3).reshape(maps.shape)
+            curves = curves.replace(maps=grey, black=np.full(3, curves.black.mean(), np.float32),
+                                    gain=np.full(3, curves.gain.mean(), np.float32))
+        return curves
 
-    def apply(self, picture: Picture, maps: np.ndarray, out: Picture | None = None, strength: float = 1.0) -> Picture:
-        """Apply curve maps to a checked picture, into `out` (new when None)."""
+    def apply(self, picture: Picture, curves: Curves, out: Picture | None = None, strength: float = 1.0) -> Picture:
+        """Apply a frame's curves to a checked picture, into `out` (new when None)."""
         self._check_open()
         planar = isinstance(picture, YUVPlanes)
         height, width = picture.shape[:2]
         target = out
         if out is None or _shares_memory(picture, out) or (planar and out.scale != 1):  # in place: neighbours are read
             target = YUVPlanes.empty(width, height, picture.colour, picture.bits) if planar else np.empty_like(picture)
-        state = self.applier.prepare(maps, height, width, strength, planar=planar)
+        state = self.applier.prepare(curves, height, width, strength, planar=planar)
         band = self.applier.apply_planes_band if planar else self.applier.apply_band
         parts = self.threads if height * width >= PARALLEL_PIXELS else 1
         bands = row_bands(height, parts, align=2 if planar else 1)

@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import (  # noqa: F401  (re-exported: the model's public names)
-    REFERENCE_CONFIGS, Checkpoint, CheckpointError, ModelConfig, flush_denormals, infer_config, load_weights,
-    save_weights,
+    REFERENCE_CONFIGS, TONE_BLACK, TONE_FLOOR, TONE_LUMA, TONE_MAX_GAIN, TONE_RANGE, TONE_TARGET, Checkpoint,
+    CheckpointError, ModelConfig, flush_denormals, infer_config, load_weights, save_weights,
 )
+
 
 class _DepthwiseSeparable(nn.Module):
     """Depthwise 3x3 then pointwise 1x1, with the published key names."""
@@ -40,6 +41,7 @@ class DCENet(nn.Module):
     Input: (N, 3, h, w) float RGB in [0, 1], usually a downscaled copy of the frame.
     Output: α of shape (N, config.curve_maps, h, w) in (-1, 1); channels 3i..3i+2 are
     the R, G, B maps of iteration i (or of every iteration when curves are shared).
+    :meth:`estimate` also returns the frame's tone (black point and gain per channel).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -59,8 +61,16 @@ class DCENet(nn.Module):
         self.e_conv5 = layer(2 * w, w)
         self.e_conv6 = layer(2 * w, w)
         self.e_conv7 = layer(2 * w, config.curve_maps)
+        if config.tone:
+            self.tone = nn.Linear(config.tone_inputs, 6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.estimate(x)[0]
+
+    def estimate(self, small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(α (N, C, h, w), black (N, 3), gain (N, 3)) for small copies (N, 3, h, w) in [0, 1].
+        Without a tone head black is 0 and gain 1."""
+        x = small
         if self.config.input_gamma != 1.0:
             x = x.clamp_min(0).pow(self.config.input_gamma)
         x1 = F.relu(self.e_conv1(x))
@@ -70,7 +80,27 @@ class DCENet(nn.Module):
         x4 = F.relu(self.e_conv4(x3p))
         x5 = F.relu(self.e_conv5(torch.cat([x3, x4], 1)))
         x6 = F.relu(self.e_conv6(torch.cat([x2, x5], 1)))
-        return -torch.tanh(self.e_conv7(torch.cat([x1, x6], 1)))
+        alpha = -torch.tanh(self.e_conv7(torch.cat([x1, x6], 1)))
+        if not self.config.tone:
+            n = small.shape[0]
+            return alpha, small.new_zeros(n, 3), small.new_ones(n, 3)
+        pooled = torch.cat([x6.mean((2, 3)), x6.amax((2, 3)), small.mean((2, 3)), small.amax((2, 3))], 1)
+        return (alpha, *tone_parameters(self.tone(pooled), small.mean((2, 3))))
+
+
+def tone_parameters(z: torch.Tensor, small_mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(black, gain), each (N, 3), from the tone head's output z (N, 6) and the small
+    copy's mean R, G, B (N, 3): checkpoint.tone_parameters in torch."""
+    luma = small_mean.new_tensor(TONE_LUMA)
+    black = TONE_BLACK * torch.tanh(z[:, :3])
+    mean = (small_mean @ luma - black @ luma).clamp_min(TONE_FLOOR)
+    gain = torch.exp(TONE_RANGE * torch.tanh(z[:, 3:])) * (TONE_TARGET / mean)[:, None]
+    return black, gain.clamp(max=TONE_MAX_GAIN)
+
+
+def apply_tone(image: torch.Tensor, black: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """(image − black)·gain clipped to [0, 1]; image (N, 3, H, W), black and gain (N, 3)."""
+    return ((image - black[:, :, None, None]) * gain[:, :, None, None]).clamp(0, 1)
 
 
 def apply_curves(image: torch.Tensor, alpha: torch.Tensor, iterations: int = 8) -> torch.Tensor:
@@ -122,12 +152,13 @@ def upsample_maps(alpha: torch.Tensor, size: tuple[int, int], config: ModelConfi
     return F.interpolate(alpha, size=size, mode="bilinear", align_corners=corners)
 
 
-def estimate_maps(net: DCENet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Curve maps for (N, 3, H, W) images in [0, 1]: (full-resolution α, low-resolution α)."""
+def estimate_maps(net: DCENet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the net estimates for (N, 3, H, W) images in [0, 1]: (full-resolution α,
+    low-resolution α, black (N, 3), gain (N, 3))."""
     config = net.config
     size = config.estimation_size(image.shape[-2], image.shape[-1])
-    alpha = net(resize_input(image, size, config))
-    return upsample_maps(alpha, tuple(image.shape[-2:]), config), alpha
+    alpha, black, gain = net.estimate(resize_input(image, size, config))
+    return upsample_maps(alpha, tuple(image.shape[-2:]), config), alpha, black, gain
 
 
 def curve_input(image: torch.Tensor, config: ModelConfig) -> torch.Tensor:
@@ -144,8 +175,9 @@ def enhance(net: DCENet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     image: (N, 3, H, W) float in [0, 1] (with denoise_below set, a uint8 image / 255).
     Returns (enhanced (N, 3, H, W), low-res α).
     """
-    full, alpha = estimate_maps(net, image)
-    return apply_curves(curve_input(image, net.config), full, net.config.iterations), alpha
+    full, alpha, black, gain = estimate_maps(net, image)
+    toned = apply_tone(curve_input(image, net.config), black, gain)
+    return apply_curves(toned, full, net.config.iterations), alpha
 
 
 # --- checkpoints ---------------------------------------------------------------------

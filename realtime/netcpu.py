@@ -13,7 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, tone_parameters
+from .curves import Curves
 
 #: Estimation copies up to this many pixels run here; larger ones (the official
 #: full-resolution Zero-DCE, Zero-DCE++ on big frames) run in PyTorch, whose
@@ -113,8 +114,9 @@ def max_pool3x3(x):  # pragma: no cover - numba
 
 
 class NumpyDCENet:
-    """α maps for a small RGB image: (h, w, 3) float32 in [0, 1] -> (h, w, C) float32 in
-    (-1, 1), C = checkpoint.config.curve_maps. The arithmetic of DCENet.forward."""
+    """Curves for a small RGB image (h, w, 3) float32 in [0, 1]: α maps (h, w, C) float32
+    in (-1, 1), C = checkpoint.config.curve_maps, and the tone. The arithmetic of
+    DCENet.estimate."""
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.config = checkpoint.config
@@ -127,8 +129,9 @@ class NumpyDCENet:
         x = depthwise3x3(x, s[f"{name}.depth_conv.weight"], s[f"{name}.depth_conv.bias"])
         return pointwise(x, s[f"{name}.point_conv.weight"], s[f"{name}.point_conv.bias"], relu)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1))
+    def __call__(self, image: np.ndarray) -> Curves:
+        small = np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1))
+        x = small
         if self.config.input_gamma != 1.0:
             x = np.maximum(x, 0) ** np.float32(self.config.input_gamma)
         x1 = self._layer("e_conv1", x)
@@ -138,4 +141,10 @@ class NumpyDCENet:
         x5 = self._layer("e_conv5", np.concatenate((x3, x4)))
         x6 = self._layer("e_conv6", np.concatenate((x2, x5)))
         alpha = self._layer("e_conv7", np.concatenate((x1, x6)), relu=False)
-        return np.negative(np.tanh(alpha, out=alpha), out=alpha).transpose(1, 2, 0)
+        maps = np.negative(np.tanh(alpha, out=alpha), out=alpha).transpose(1, 2, 0)
+        if not self.config.tone:
+            return Curves(maps)
+        means = small.mean(axis=(1, 2), dtype=np.float64)
+        pooled = np.concatenate((x6.mean(axis=(1, 2), dtype=np.float64), x6.max(axis=(1, 2)), means, small.max(axis=(1, 2))))
+        z = self.state["tone.weight"].astype(np.float64) @ pooled + self.state["tone.bias"]
+        return Curves(maps, *tone_parameters(z, means))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .curves import row_bands
+from .curves import Curves, row_bands
 from .engine import PARALLEL_PIXELS, Enhancer, as_rgb_frame
 from .frame import Picture, YUVPlanes
 
@@ -441,7 +441,7 @@ class TemporalDenoiser:
 
 @dataclass
 class CurveSmoother:
-    """An exponential average of the curve maps over frames, so that exposure does not pump.
+    """An exponential average of the curves (maps and tone) over frames, so that exposure does not pump.
 
     follow: the share of a new estimate taken each frame (0.25: 90 % of a change within 8
     frames, 0.27 s at 30 fps). Two changes are taken at once: a scene cut (the small copy
@@ -453,13 +453,13 @@ class CurveSmoother:
     follow: float = 0.25
     cut: float = 0.08
     light: float = 0.25
-    maps: np.ndarray | None = None
+    curves: Curves | None = None
     thumbnail: np.ndarray | None = None
     cuts: int = 0
     light_changes: int = 0
 
     def reset(self) -> None:
-        self.maps = self.thumbnail = None
+        self.curves = self.thumbnail = None
 
     def changes(self, small: np.ndarray) -> tuple[bool, bool]:
         """(cut, light changed): how `small` (the net's input) differs from the last one; remembers it."""
@@ -473,12 +473,15 @@ class CurveSmoother:
         self.light_changes += int(light)
         return cut, light
 
-    def __call__(self, maps: np.ndarray, at_once: bool) -> np.ndarray:
-        if at_once or self.maps is None or self.maps.shape != maps.shape:
-            self.maps = maps.copy()
+    def __call__(self, curves: Curves, at_once: bool) -> Curves:
+        """The average of the curves (maps and tone) so far, `curves` taken in."""
+        if at_once or self.curves is None or self.curves.maps.shape != curves.maps.shape:
+            self.curves = curves
         else:
-            self.maps += self.follow * (maps - self.maps)
-        return self.maps
+            k, last = self.follow, self.curves
+            self.curves = Curves(last.maps + k * (curves.maps - last.maps), last.black + k * (curves.black - last.black),
+                                 last.gain + k * (curves.gain - last.gain))
+        return self.curves
 
 
 # --- the video engine ---------------------------------------------------------------------------------
@@ -531,15 +534,14 @@ class VideoEnhancer:
         clean = self.denoiser(frame)
         # The net keeps seeing the noisy frame's small copy: each of its pixels is the mean
         # of thousands, where the noise has already averaged out.
-        maps = self.enhancer.maps(small)
         at_once = cut or light or not self.smooth
-        maps = self.smoother(maps, at_once)
-        strength = self.enhancer.strength_for(small, maps)
+        curves = self.smoother(self.enhancer.curves_for(small), at_once)
+        strength = self.enhancer.strength_for(small, curves)
         if at_once or self.strength is None or abs(strength - self.strength) > 0.5:  # or the user's hand
             self.strength = strength
         else:
             self.strength += self.smoother.follow * (strength - self.strength)
-        return self.enhancer.apply(clean, maps, out, self.strength)
+        return self.enhancer.apply(clean, curves, out, self.strength)
 
     def close(self) -> None:
         self.denoiser.close()

@@ -1,14 +1,15 @@
 """The engine: model family, checkpoints, fast curve paths, the Enhancer API."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import need_shared
+from conftest import cli, need_shared
 from realtime import Enhancer, ModelConfig
-from realtime.curves import CurveApplier, build_lut, curve_float64, linear_taps
+from realtime.curves import CurveApplier, Curves, curve_float64, linear_taps
 from realtime.engine import default_weights_path
 from realtime.model import (
     REFERENCE_CONFIGS, CheckpointError, DCENet, denoise_dark, enhance, flush_denormals, from_checkpoint, infer_config,
@@ -26,22 +27,7 @@ def random_net(config: ModelConfig, seed: int = 0) -> DCENet:
     return net
 
 
-# --- the curve lookup table ------------------------------------------------------------
-
-
-def test_lut_within_one_level_of_float64_for_every_input_and_dense_alpha():
-    lut = build_lut(8)
-    alpha = np.linspace(-1, 1, 40001)
-    levels = lut.alpha_to_level(alpha).astype(np.int64)
-    x = np.arange(256)
-    reference = curve_float64(x[None, :] / 255, alpha[:, None]) * 255
-    assert np.abs(lut.table[levels][:, x].astype(np.float64) - reference).max() <= 1.0
-
-
-def test_lut_is_monotone_in_the_input_and_maps_range_onto_itself():
-    table = build_lut(8).table.astype(int)
-    assert (np.diff(table, axis=1) >= 0).all()
-    assert (table[:, 0] == 0).all() and (table[:, 255] == 255).all()
+# --- the curve pass -------------------------------------------------------------------
 
 
 def test_linear_taps_have_no_offset_and_handle_odd_sizes():
@@ -58,17 +44,20 @@ def test_linear_taps_have_no_offset_and_handle_odd_sizes():
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("grid", ["half_pixel", "corners"])
 @pytest.mark.parametrize("denoise", [0, 64])
-def test_fused_kernel_matches_float64_upsample_and_curves(shared, grid, denoise):
+@pytest.mark.parametrize("toned", [False, True])
+def test_fused_kernel_matches_float64_upsample_and_curves(shared, grid, denoise, toned):
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)  # odd sizes
     frame[:10] //= 4  # a dark band, where the denoising acts
     channels = 3 if shared else 24
     maps = rng.uniform(-1, 1, (5, 7, channels)).astype(np.float32)
-    out = CurveApplier(8, shared, grid, denoise).apply(frame, maps)
+    black, gain = (np.array([0.02, -0.01, 0.0], np.float32), np.array([3.0, 2.5, 0.8], np.float32)) if toned \
+        else (np.zeros(3, np.float32), np.ones(3, np.float32))
+    out = CurveApplier(8, shared, grid, denoise).apply(frame, Curves(maps, black, gain))
     up = F.interpolate(torch.tensor(maps, dtype=torch.float64).permute(2, 0, 1)[None], size=(37, 53),
                        mode="bilinear", align_corners=grid == "corners")[0].permute(1, 2, 0).numpy()
     levels = denoise_dark(torch.from_numpy(frame).permute(2, 0, 1)[None], denoise)[0].permute(1, 2, 0).numpy()
-    x = levels / 255.0
+    x = np.clip((levels / 255.0 - black) * gain, 0, 1)
     for i in range(8):
         a = up if shared else up[..., 3 * i : 3 * i + 3]
         x = x + a * x * (1 - x)
@@ -146,16 +135,22 @@ def _official_float64(state: dict, image: np.ndarray, plus_plus: bool) -> np.nda
     return (x[0].permute(1, 2, 0).numpy() * 255)
 
 
+@pytest.mark.parametrize("picture", ["1.bmp", "3.bmp"])  # dark; brighter (the good-light attenuation must not touch it)
 @pytest.mark.parametrize("name,plus_plus", [("zero_dce", False), ("zero_dce_pp", True)])
-def test_reference_checkpoints_reproduce_the_published_computation(name, plus_plus):
+def test_reference_checkpoints_reproduce_the_published_computation(name, plus_plus, picture, tmp_path):
     path = need_shared("reference-weights", f"{name}.pth")
-    image = read_image(need_shared("data", "LIME", "1.bmp"))[:240, :360]  # multiples of 12
+    image = read_image(need_shared("data", "LIME", picture))[:240, :360]  # multiples of 12
     state = torch.load(path, map_location="cpu", weights_only=True)
     flush_denormals({k: v.numpy() for k, v in state.items()})  # in place; bit-identical output, per ../shared/README.md
     reference = _official_float64(state, image, plus_plus)
     with Enhancer(path, backend="cpu") as enhancer:
         out = enhancer(image)
     assert np.abs(out.astype(np.float64) - reference).max() <= 1.0
+    if picture == "3.bmp":  # and through the command line, by default
+        cv2.imwrite(str(tmp_path / "in.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        result = cli(str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--weights", str(path), "-q")
+        assert result.returncode == 0, result.stderr
+        assert np.abs(read_image(tmp_path / "out.png").astype(np.float64) - reference).max() <= 1.0
 
 
 def test_own_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
@@ -240,10 +235,12 @@ def test_enhancer_out_buffer_and_curves(enhancer):
     frame = np.full((90, 160, 3), 30, np.uint8)
     out = np.empty_like(frame)
     assert enhancer(frame, out=out) is out
-    maps = enhancer.curves(frame)
+    curves = enhancer.curves(frame)
+    maps = curves.maps
     h, w = enhancer.config.estimation_size(90, 160)
     assert maps.shape == (h, w, enhancer.config.curve_maps) and maps.dtype == np.float32
     assert np.abs(maps).max() <= 1
+    assert curves.black.shape == curves.gain.shape == (3,) and (curves.gain > 0).all()
 
 
 @pytest.mark.parametrize(

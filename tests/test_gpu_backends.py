@@ -11,7 +11,7 @@ from realtime import Enhancer
 from realtime.backends import BackendUnavailable, select_backend
 from realtime.backends.gpu import FrameProgram, engine_cache_key, export_program
 from realtime.engine import default_weights_path
-from realtime.model import DCENet, from_checkpoint, load_weights, to_checkpoint
+from realtime.model import DCENet, ModelConfig, from_checkpoint, load_weights, to_checkpoint
 
 from conftest import cli
 
@@ -39,6 +39,26 @@ def test_frame_program_matches_the_cpu_engine(net, checkpoint):
     with Enhancer(checkpoint, backend="cpu", controls=Controls(attenuate=False)) as enhancer:
         ref = enhancer(frame)
     assert np.abs(out.astype(int) - ref).max() <= 2
+
+
+@pytest.mark.parametrize("light", ["dark", "dim", "well lit"])
+def test_frame_program_with_tone_and_attenuation_matches_the_cpu_engine(light):
+    config = ModelConfig(width=6, shared_curves=True, long_side=32, denoise_below=64, tone=True,
+                         attenuate_good_light=True)
+    torch.manual_seed(3)
+    tone_net = DCENet(config).eval()
+    with torch.no_grad():
+        for p in tone_net.parameters():
+            p.normal_(0, 0.1)
+    low, high = {"dark": (0, 60), "dim": (20, 140), "well lit": (60, 255)}[light]  # weights 1, between, 0
+    frame = np.random.default_rng(5).integers(low, high, (181, 323, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        out = FrameProgram(tone_net).eval()(torch.from_numpy(frame)).numpy()
+    with Enhancer(to_checkpoint(tone_net), backend="cpu") as enhancer:
+        ref = enhancer(frame)
+    assert np.abs(out.astype(int) - ref).max() <= 2
+    if light == "well lit":
+        assert (ref == frame).all()
 
 
 def test_frame_program_exports_with_dynamic_height_and_width(net):

@@ -7,6 +7,7 @@ import pytest
 from conftest import cli
 from realtime import Enhancer
 from realtime.colour import interpret, rgb_to_yuv
+from realtime.curves import Curves
 from realtime.frame import YUVPlanes
 from realtime.pipeline import Pipeline
 from realtime.sources import Frame
@@ -138,9 +139,13 @@ def test_curves_follow_a_light_switched_on_within_a_few_frames():
 
 def test_curve_smoother_averages_and_resets():
     smoother = CurveSmoother(follow=0.25)
-    a, b = np.zeros((2, 2, 3), np.float32), np.ones((2, 2, 3), np.float32)
-    assert smoother(a, at_once=True) is not None and smoother(b, at_once=False).mean() == pytest.approx(0.25)
-    assert smoother(b, at_once=True).mean() == 1.0
+    a = Curves(np.zeros((2, 2, 3), np.float32), np.zeros(3, np.float32), np.ones(3, np.float32))
+    b = Curves(np.ones((2, 2, 3), np.float32), np.full(3, 0.1, np.float32), np.full(3, 5, np.float32))
+    assert smoother(a, at_once=True) is not None
+    mixed = smoother(b, at_once=False)
+    assert mixed.maps.mean() == pytest.approx(0.25)
+    assert mixed.black == pytest.approx([0.025] * 3) and mixed.gain == pytest.approx([2.0] * 3)
+    assert smoother(b, at_once=True).maps.mean() == 1.0
 
 
 def test_state_does_not_leak_between_streams():

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.model import load_checkpoint
+from realtime.model import load_checkpoint, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,24 +28,31 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return result
 
 
+def random_pairs(folder: Path, count: int, shape: tuple[int, int, int]) -> None:
+    random_images(folder / "low", count, shape, high=60, seed=1)
+    random_images(folder / "high", count, shape, seed=2)
+
+
 def test_training_runs_logs_plots_and_resumes(tmp_path):
-    data, val = tmp_path / "data", tmp_path / "val"
-    random_images(data, 4, (96, 128, 3))
-    random_images(val / "low", 2, (48, 64, 3), high=60, seed=1)
-    random_images(val / "high", 2, (48, 64, 3), seed=2)
+    pairs, val = tmp_path / "pairs", tmp_path / "val"
+    random_pairs(pairs, 3, (40, 60, 3))
+    random_pairs(val, 2, (48, 64, 3))
     out = tmp_path / "run"
-    common = ["train/train.py", "--data", str(data), "--val", str(val), "--out", str(out), "--width", "4",
-              "--batch", "2", "--crop", "64", "--long-side", "16", "--eval-every", "2", "--threads", "1"]
+    common = ["train/train.py", "--pairs", str(pairs), "--val", str(val), "--out", str(out), "--width", "4",
+              "--pair-batch", "2", "--pair-crop", "24", "--long-side", "16", "--eval-every", "2", "--threads", "1"]
     result = run(*common, "--steps", "4")
-    assert "train config:" in result.stdout and "w_tv = 16000.0" in result.stdout
+    assert "train config:" in result.stdout and "synthetic = 0.5" in result.stdout
     rows = list(csv.DictReader((out / "losses.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    assert all(np.isfinite(float(r[k])) for r in rows for k in ("total", "spa", "exp", "col", "tv"))
-    for name in ("total", "spa", "exp", "col", "tv"):
+    assert all(np.isfinite(float(r[k])) for r in rows for k in ("total", "l1", "ssim", "mse", "tv"))
+    assert all(float(r["l1"]) > 0 and float(r["spa"]) == 0 for r in rows)  # paired only: no zero-reference terms
+    for name in ("total", "l1", "ssim", "mse", "tv"):
         assert (out / f"loss_{name}.png").stat().st_size > 1000
     net = load_checkpoint(out / "model.safetensors")
-    assert (net.config.width, net.config.long_side) == (4, 16)
+    assert (net.config.width, net.config.long_side, net.config.tone, net.config.attenuate_good_light) == (4, 16, True, True)
     assert load_checkpoint(out / "best.safetensors").config == net.config
+    meta = load_weights(out / "model.safetensors").meta
+    assert meta["data"]["pairs"] == str(pairs) and meta["train_config"]["steps"] == 4 and "train_seconds" in meta
 
     result = run(*common, "--steps", "6", "--resume")
     assert "resumed at step 4" in result.stdout
@@ -53,13 +60,25 @@ def test_training_runs_logs_plots_and_resumes(tmp_path):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
-def test_training_is_seedable(tmp_path):
+def test_zero_reference_training_as_published(tmp_path):
     data = tmp_path / "data"
-    random_images(data, 3, (80, 80, 3))
+    random_images(data, 4, (96, 128, 3))
+    out = tmp_path / "run"
+    result = run("train/train.py", "--pairs", "", "--data", str(data), "--val", "", "--out", str(out), "--width", "4",
+                 "--batch", "2", "--crop", "64", "--long-side", "16", "--steps", "3", "--threads", "1", "--no-tone")
+    assert "w_tv = 16000.0" in result.stdout
+    rows = list(csv.DictReader((out / "losses.csv").open()))
+    assert all(float(r[k]) > 0 for r in rows for k in ("spa", "exp", "col")) and all(float(r["l1"]) == 0 for r in rows)
+    assert not load_checkpoint(out / "model.safetensors").config.tone
+
+
+def test_training_is_seedable(tmp_path):
+    pairs = tmp_path / "pairs"
+    random_pairs(pairs, 3, (40, 60, 3))
     losses = []
     for name in ("a", "b"):
-        run("train/train.py", "--data", str(data), "--val", "", "--out", str(tmp_path / name), "--width", "4",
-            "--batch", "2", "--crop", "48", "--long-side", "16", "--steps", "3", "--threads", "1")
+        run("train/train.py", "--pairs", str(pairs), "--val", "", "--out", str(tmp_path / name), "--width", "4",
+            "--pair-batch", "2", "--pair-crop", "24", "--long-side", "16", "--steps", "3", "--threads", "1")
         losses.append([r["total"] for r in csv.DictReader((tmp_path / name / "losses.csv").open())])
     assert losses[0] == losses[1]
 

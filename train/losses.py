@@ -58,3 +58,22 @@ def illumination_smoothness(alpha: torch.Tensor) -> torch.Tensor:
     dh = (alpha[:, :, 1:, :] - alpha[:, :, :-1, :]).pow(2).sum() / max(1, (h - 1) * w)
     dw = (alpha[:, :, :, 1:] - alpha[:, :, :, :-1]).pow(2).sum() / max(1, h * (w - 1))
     return 2 * (dh + dw) / n
+
+
+def ssim_loss(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """1 − SSIM (11x11 Gaussian window, σ 1.5, as realtime.metrics.ssim) of (N, 3, H, W)
+    images in [0, 1], averaged over channels and valid positions."""
+    t = torch.arange(11, dtype=image.dtype, device=image.device) - 5
+    g = torch.exp(-t * t / (2 * 1.5**2))
+    g = g / g.sum()
+    window = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
+    c1, c2 = 0.01**2, 0.03**2
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, window, groups=3)
+
+    mx, my = blur(image), blur(reference)
+    vx, vy = blur(image * image) - mx * mx, blur(reference * reference) - my * my
+    cxy = blur(image * reference) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return 1 - s.mean()

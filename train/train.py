@@ -1,12 +1,20 @@
-"""Zero-reference training of a DCE-Net (Zero-DCE / Zero-DCE++ losses), on a CPU.
+"""Training of a DCE-Net with its tone head, on a CPU: paired and zero-reference.
 
-    python train/train.py --data ../shared/data/train --out runs/default
+    python train/train.py --out runs/default
 
-Reads every image in --data into memory, trains on random resized crops with flips,
-logs each loss per step to losses.csv (and a loss-curve PNG per loss at the end),
+With --pairs (a folder of low/ and high/ images: ../shared/data/lol-train) each step
+trains on a batch of pairs: the low image, or with probability --synthetic the
+reference made dark by a physical camera model (realtime.metrics.darken: a random
+share of the light, Poisson shot noise at a random full well, Gaussian read noise),
+scored against the reference by L1, 1 − SSIM and MSE on a random crop (the net always
+sees the whole picture's small copy, as in the engine). With --w-zero > 0 a batch of
+random resized crops of --data (unpaired, any exposure) adds Zero-DCE's zero-reference
+losses; with --pairs "" those alone train the net, as published.
+
+Logs each loss per step to losses.csv (and a loss-curve PNG per loss at the end),
 validates on paired images (--val, PSNR/SSIM against the references) and writes:
     last.pt             resumable state (model, optimizer, step, RNG); --resume continues from it
-    model.safetensors   the final model, a self-describing checkpoint (config inside)
+    model.safetensors   the final model, a self-describing checkpoint (config and recipe inside)
     best.safetensors    the model with the best validation PSNR, when --val is given
 Every option is a field of TrainConfig below; the resolved config is printed first.
 """
@@ -27,27 +35,43 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from losses import color_constancy, exposure_control, illumination_smoothness, spatial_consistency
-from realtime.metrics import psnr, read_pairs, ssim
+from losses import (
+    color_constancy, exposure_control, illumination_smoothness, spatial_consistency, ssim_loss,
+)
+from realtime.metrics import darken, psnr, read_pairs, ssim
 from realtime.sources import IMAGE_SUFFIXES, read_image
 from realtime.model import (
-    DCENet, ModelConfig, apply_curves, curve_input, enhance, estimate_maps, save_checkpoint,
+    DCENet, ModelConfig, apply_curves, apply_tone, curve_input, enhance, estimate_maps, save_checkpoint,
 )
+
+LOSSES = ("total", "l1", "ssim", "mse", "tv", "spa", "exp", "col")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: str = "../shared/data/train"  # folder of training images (any exposure, unpaired)
+    pairs: str = "../shared/data/lol-train"  # folder with low/ and high/ training pairs; "" for none
+    data: str = "../shared/data/train"  # unpaired images for the zero-reference losses (read when w_zero > 0)
     val: str = "../shared/data/lol-val"  # folder with low/ and high/ pairs; "" to skip
     out: str = "runs/default"  # where checkpoints, losses.csv and plots go
     # model
     width: int = 12  # hidden channels
     conv: str = "plain"  # "plain" 3x3 or "dwsep"
-    shared_curves: bool = True  # 3 maps for all iterations (enables the lookup-table fast path)
+    shared_curves: bool = True  # 3 maps for all iterations (the fused fast path)
     iterations: int = 8
     long_side: int = 32  # the net sees the frame at this long side
     input_gamma: float = 1.0  # the net sees x ** input_gamma
     denoise_below: int = 64  # dark-region 3x3 denoise before the curves (0 = off); see ModelConfig
-    # data
+    tone: bool = True  # the tone head: black point and gain per channel (see ModelConfig)
+    attenuate_good_light: bool = True  # the engine leaves good light alone (realtime.controls)
+    # paired data
+    pair_batch: int = 16
+    pair_crop: int = 96  # the losses are computed on a random crop of this size
+    synthetic: float = 0.5  # share of pairs whose low image is the reference made dark (physical model)
+    dark_min: float = 0.02  # synthetic darkening: share of the light, log-uniform in [dark_min, dark_max]
+    dark_max: float = 0.2
+    full_well_min: float = 200.0  # photons at white, log-uniform
+    full_well_max: float = 3000.0
+    read_noise_max: float = 4.0  # electrons, uniform from 1
+    # unpaired data (zero-reference losses)
     crop: int = 256  # training images are random resized crops of crop x crop
     crop_scale: float = 0.3  # smallest crop area, as a fraction of the image
     # Exposure augmentation: with this probability a crop is darkened by a random factor
@@ -57,11 +81,17 @@ class TrainConfig:
     darken_min: float = 0.02
     batch: int = 8
     # optimisation
-    steps: int = 4000
-    lr: float = 1e-3  # Adam, cosine-decayed to lr/100
+    steps: int = 3000
+    lr: float = 2e-3  # Adam, one-cycle: warm-up over the first 10 %, then cosine down
     weight_decay: float = 1e-4
-    grad_clip: float = 0.1  # gradient norm clip, as published
-    # losses (defaults as published for Zero-DCE++)
+    grad_clip: float = 1.0  # gradient norm clip (published: 0.1, for the zero-reference losses)
+    # paired losses
+    w_l1: float = 1.0
+    w_ssim: float = 0.5
+    w_mse: float = 1.0
+    w_tv_pairs: float = 1.0  # smoothness of the maps (mean squared neighbour differences)
+    # zero-reference losses (defaults as published for Zero-DCE++), all scaled by w_zero
+    w_zero: float = 0.0
     w_spa: float = 1.0
     w_exp: float = 10.0
     w_col: float = 5.0
@@ -73,7 +103,7 @@ class TrainConfig:
     eval_every: int = 500
     threads: int = 0  # torch threads; 0 = all cores
     resume: bool = False
-    limit_images: int = 0  # use only the first N images (quick runs, tests); 0 = all
+    limit_images: int = 0  # use only the first N images and pairs (quick runs, tests); 0 = all
 
 
 def parse_config(argv: list[str]) -> TrainConfig:
@@ -125,18 +155,91 @@ def make_batch(images: list[np.ndarray], rng: random.Random, cfg: TrainConfig) -
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255)
 
 
-def compute_losses(net: DCENet, batch: torch.Tensor, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    maps, _ = estimate_maps(net, batch)
-    batch = curve_input(batch, net.config)  # as the engine does (no gradient flows into the image)
-    enhanced = apply_curves(batch, maps, net.config.iterations)
-    parts = {
-        "spa": cfg.w_spa * spatial_consistency(enhanced, batch),
-        "exp": cfg.w_exp * exposure_control(enhanced, cfg.exposure, cfg.exposure_patch),
-        "col": cfg.w_col * color_constancy(enhanced),
-        "tv": cfg.w_tv * illumination_smoothness(maps),
-    }
+def as_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+
+
+def make_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], rng: random.Random, noise: np.random.Generator,
+               cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of (low, reference) pairs of one size, flipped at random; a share of the
+    low images made from the reference by the physical camera model."""
+    first = rng.choice(pairs)
+    same_size = [p for p in pairs if p[0].shape == first[0].shape]
+    lows, highs = [], []
+    for _ in range(cfg.pair_batch):
+        low, high = rng.choice(same_size)
+        if rng.random() < cfg.synthetic:
+            light = math.exp(rng.uniform(math.log(cfg.dark_min), math.log(cfg.dark_max)))
+            full_well = math.exp(rng.uniform(math.log(cfg.full_well_min), math.log(cfg.full_well_max)))
+            low = darken(high, light, full_well, rng.uniform(1.0, cfg.read_noise_max), noise)
+        if rng.random() < 0.5:
+            low, high = low[:, ::-1], high[:, ::-1]
+        if rng.random() < 0.5:
+            low, high = low[::-1], high[::-1]
+        lows.append(as_tensor(low))
+        highs.append(as_tensor(high))
+    return torch.stack(lows), torch.stack(highs)
+
+
+def run_net(net: DCENet, batch: torch.Tensor, crop: tuple[int, int, int] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(enhanced, low-resolution α) as the engine computes them: the net sees the whole
+    picture's small copy; the tone and curves are applied to `crop` (y, x, size) of it."""
+    maps, alpha, black, gain = estimate_maps(net, batch)
+    image = curve_input(batch, net.config)  # as the engine does (no gradient flows into the image)
+    if crop is not None:
+        y, x, size = crop
+        maps, image = maps[..., y : y + size, x : x + size], image[..., y : y + size, x : x + size]
+    return apply_curves(apply_tone(image, black, gain), maps, net.config.iterations), alpha
+
+
+def smoothness(alpha: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring α values, both directions."""
+    return ((alpha[:, :, 1:] - alpha[:, :, :-1]) ** 2).mean() + ((alpha[..., 1:] - alpha[..., :-1]) ** 2).mean()
+
+
+def paired_losses(net: DCENet, lows: torch.Tensor, highs: torch.Tensor, rng: random.Random,
+                  cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    size = min(cfg.pair_crop, lows.shape[2], lows.shape[3])
+    y, x = rng.randint(0, lows.shape[2] - size), rng.randint(0, lows.shape[3] - size)
+    enhanced, alpha = run_net(net, lows, (y, x, size))
+    target = highs[..., y : y + size, x : x + size]
+    return {"l1": cfg.w_l1 * (enhanced - target).abs().mean(),
+            "ssim": cfg.w_ssim * ssim_loss(enhanced, target),
+            "mse": cfg.w_mse * ((enhanced - target) ** 2).mean(),
+            "tv": cfg.w_tv_pairs * smoothness(alpha)}
+
+
+def zero_reference_losses(net: DCENet, batch: torch.Tensor, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    enhanced, alpha = run_net(net, batch)
+    batch = curve_input(batch, net.config)
+    return {"spa": cfg.w_zero * cfg.w_spa * spatial_consistency(enhanced, batch),
+            "exp": cfg.w_zero * cfg.w_exp * exposure_control(enhanced, cfg.exposure, cfg.exposure_patch),
+            "col": cfg.w_zero * cfg.w_col * color_constancy(enhanced),
+            "tv": cfg.w_zero * cfg.w_tv * illumination_smoothness(alpha)}
+
+
+def compute_losses(net: DCENet, sources: "Sources", cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """Every loss term of one step (zeros for those the recipe leaves out), and their total."""
+    parts = {name: torch.zeros(()) for name in LOSSES[1:]}
+    if sources.pairs:
+        parts.update(paired_losses(net, *make_pairs(sources.pairs, sources.rng, sources.noise, cfg), sources.rng, cfg))
+    if sources.images:
+        for name, value in zero_reference_losses(net, make_batch(sources.images, sources.rng, cfg), cfg).items():
+            parts[name] = parts[name] + value
     parts["total"] = sum(parts.values())
     return parts
+
+
+@dataclass
+class Sources:
+    """What the steps draw from: training pairs, unpaired images, and the random generators."""
+
+    pairs: list[tuple[np.ndarray, np.ndarray]]
+    images: list[np.ndarray]
+    rng: random.Random
+    noise: np.random.Generator
 
 
 @torch.inference_mode()
@@ -159,8 +262,10 @@ def plot_losses(csv_path: Path, out_dir: Path) -> None:
 
     rows = list(csv.DictReader(csv_path.open()))
     steps = np.array([int(r["step"]) for r in rows])
-    for name in ("total", "spa", "exp", "col", "tv"):
+    for name in LOSSES:
         values = np.array([float(r[name]) for r in rows])
+        if not values.any():
+            continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot(steps, values, lw=0.5, alpha=0.4, label="per step")
         k = max(1, len(values) // 50)
@@ -174,6 +279,34 @@ def plot_losses(csv_path: Path, out_dir: Path) -> None:
         plt.close(fig)
 
 
+def load_pairs(folder: str, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if not folder:
+        return []
+    pairs = read_pairs(folder)
+    if not pairs:
+        sys.exit(f"error: no low/high pairs in {folder}")
+    return pairs[:limit] if limit else pairs
+
+
+def new_net(cfg: TrainConfig) -> DCENet:
+    model_cfg = ModelConfig(
+        width=cfg.width, conv=cfg.conv, shared_curves=cfg.shared_curves, iterations=cfg.iterations,
+        long_side=cfg.long_side, input_gamma=cfg.input_gamma, denoise_below=cfg.denoise_below, tone=cfg.tone,
+        attenuate_good_light=cfg.attenuate_good_light,
+    )
+    print(f"model: {model_cfg}")
+    net = DCENet(model_cfg)
+    for m in net.modules():  # as published: N(0, 0.02) weights, zero biases
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, 0.0, 0.02)
+            torch.nn.init.zeros_(m.bias)
+    if cfg.tone:  # the tone head starts at black 0 and the gain that brings the mean to TONE_TARGET
+        torch.nn.init.zeros_(net.tone.weight)
+        torch.nn.init.zeros_(net.tone.bias)
+    print(f"parameters: {sum(p.numel() for p in net.parameters())}")
+    return net
+
+
 def main(argv: list[str]) -> None:
     cfg = parse_config(argv)
     print("train config:")
@@ -184,22 +317,15 @@ def main(argv: list[str]) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
-    model_cfg = ModelConfig(
-        width=cfg.width, conv=cfg.conv, shared_curves=cfg.shared_curves,
-        iterations=cfg.iterations, long_side=cfg.long_side, input_gamma=cfg.input_gamma,
-        denoise_below=cfg.denoise_below,
-    )
-    print(f"model: {model_cfg}")
     torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    net = DCENet(model_cfg)
-    for m in net.modules():  # as published: N(0, 0.02) weights, zero biases
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.normal_(m.weight, 0.0, 0.02)
-            torch.nn.init.zeros_(m.bias)
-    print(f"parameters: {sum(p.numel() for p in net.parameters())}")
+    net = new_net(cfg)
+    sources = Sources(load_pairs(cfg.pairs, cfg.limit_images),
+                      load_images(Path(cfg.data), cfg.limit_images) if cfg.w_zero > 0 or not cfg.pairs else [],
+                      random.Random(cfg.seed), np.random.default_rng(cfg.seed))
+    if not cfg.pairs and cfg.w_zero <= 0:
+        cfg = dataclasses.replace(cfg, w_zero=1.0)  # zero-reference training alone, as published
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr / 100)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
 
     step, best = 0, -math.inf
     if cfg.resume and (out / "last.pt").exists():
@@ -207,36 +333,40 @@ def main(argv: list[str]) -> None:
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        sched.total_steps = cfg.steps  # a resumed run may be given more steps: the schedule stretches
         step, best = state["step"], state["best"]
-        rng.setstate(state["python_rng"])
+        sources.rng.setstate(state["python_rng"])
+        sources.noise.bit_generator.state = state["noise_rng"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed at step {step}")
 
-    images = load_images(Path(cfg.data), cfg.limit_images)
-    pairs = read_pairs(cfg.val) if cfg.val and Path(cfg.val).is_dir() else []
-    print(f"{len(images)} training images, {len(pairs)} validation pairs")
+    val = read_pairs(cfg.val) if cfg.val and Path(cfg.val).is_dir() else []
+    print(f"{len(sources.pairs)} training pairs, {len(sources.images)} unpaired training images, "
+          f"{len(val)} validation pairs")
 
     csv_path = out / "losses.csv"
     new_log = step == 0 or not csv_path.exists()
     log_file = csv_path.open("w" if new_log else "a", newline="")
     log = csv.writer(log_file)
     if new_log:
-        log.writerow(["step", "total", "spa", "exp", "col", "tv", "lr", "seconds"])
+        log.writerow(["step", *LOSSES, "lr", "seconds"])
 
     def save_state() -> None:
         torch.save(
             {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "step": step, "best": best, "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+             "step": step, "best": best, "python_rng": sources.rng.getstate(),
+             "noise_rng": sources.noise.bit_generator.state, "torch_rng": torch.get_rng_state(),
              "config": dataclasses.asdict(cfg)},
             out / "last.pt",
         )
 
-    meta = {"train_config": dataclasses.asdict(cfg), "command": "python train/train.py " + " ".join(argv)}
+    meta = {"train_config": dataclasses.asdict(cfg), "command": "python train/train.py " + " ".join(argv),
+            "data": {"pairs": cfg.pairs, "unpaired": cfg.data if sources.images else "", "validation": cfg.val}}
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True)
     net.train()
     while step < cfg.steps:
-        losses = compute_losses(net, make_batch(images, rng, cfg), cfg)
+        losses = compute_losses(net, sources, cfg)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -244,14 +374,14 @@ def main(argv: list[str]) -> None:
         sched.step()
         step += 1
         values = {k: float(v.detach()) for k, v in losses.items()}
-        log.writerow([step, *(f"{values[k]:.6g}" for k in ("total", "spa", "exp", "col", "tv")),
+        log.writerow([step, *(f"{values[k]:.6g}" for k in LOSSES),
                       f"{sched.get_last_lr()[0]:.3g}", f"{time.perf_counter() - start:.1f}"])
         bar.update(1)
         bar.set_postfix(loss=f"{values['total']:.4f}")
         if step % cfg.eval_every == 0 or step == cfg.steps:
             net.eval()
-            if pairs:
-                p, s = validate(net, pairs)
+            if val:
+                p, s = validate(net, val)
                 tqdm.write(f"step {step}: val PSNR {p:.2f} dB, SSIM {s:.3f}")
                 if p > best:
                     best = p
@@ -262,10 +392,11 @@ def main(argv: list[str]) -> None:
     bar.close()
     log_file.close()
     net.eval()
-    save_checkpoint(out / "model.safetensors", net, step=step, **meta)
+    seconds = time.perf_counter() - start
+    save_checkpoint(out / "model.safetensors", net, step=step, train_seconds=round(seconds), **meta)
     plot_losses(csv_path, out)
-    print(f"done: {step} steps in {time.perf_counter() - start:.0f} s; wrote {out}/model.safetensors"
-          + (f", best val PSNR {best:.2f} dB in best.safetensors" if pairs else ""))
+    print(f"done: {step} steps in {seconds:.0f} s; wrote {out}/model.safetensors"
+          + (f", best val PSNR {best:.2f} dB in best.safetensors" if val else ""))
 
 
 if __name__ == "__main__":

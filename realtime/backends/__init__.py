@@ -1,7 +1,7 @@
 """Backends run the DCE-Net: a small copy of the frame in, low-resolution curve maps out.
 
-`maps(small)` takes (h, w, 3) float32 R'G'B' in [0, 1] and returns (h, w, C) float32 α in
-[-1, 1]. A backend that can also run the whole per-frame computation on its device
+`curves(small)` takes (h, w, 3) float32 R'G'B' in [0, 1] and returns the frame's
+curves.Curves (α maps (h, w, C) float32 in [-1, 1], black point and gain). A backend that can also run the whole per-frame computation on its device
 (the GPU ones, for RGB frames) offers `enhance_rgb(frame, out)`. `select_backend` picks one.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ..checkpoint import Checkpoint
+from ..curves import Curves  # noqa: F401  (the protocol's return type)
 
 log = logging.getLogger("realtime")
 
@@ -28,8 +29,8 @@ class BackendUnavailable(RuntimeError):
 class Backend(Protocol):
     name: str
 
-    def maps(self, small: np.ndarray) -> np.ndarray:
-        """(h, w, 3) float32 in [0, 1] -> α maps, (h, w, C) float32 in [-1, 1]."""
+    def curves(self, small: np.ndarray) -> "Curves":
+        """(h, w, 3) float32 in [0, 1] -> the frame's Curves."""
 
     def close(self) -> None:
         """Release threads and device memory."""

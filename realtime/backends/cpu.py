@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from ..checkpoint import Checkpoint
+from ..curves import Curves
 from ..netcpu import MAX_PIXELS, NumpyDCENet
 
 
@@ -29,12 +30,12 @@ class CPUBackend:
         self._small_net = NumpyDCENet(checkpoint)
         self._torch_net = None
 
-    def maps(self, small: np.ndarray) -> np.ndarray:
+    def curves(self, small: np.ndarray) -> Curves:
         if small.shape[0] * small.shape[1] <= MAX_PIXELS:
             return self._small_net(small)
         return self._large(small)
 
-    def _large(self, small: np.ndarray) -> np.ndarray:
+    def _large(self, small: np.ndarray) -> Curves:
         import torch
 
         from ..model import from_checkpoint
@@ -43,7 +44,8 @@ class CPUBackend:
             self._torch_net = from_checkpoint(self.checkpoint)
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32)).permute(2, 0, 1)[None]
-            return self._torch_net(x)[0].permute(1, 2, 0).contiguous().numpy()
+            alpha, black, gain = self._torch_net.estimate(x)
+            return Curves(alpha[0].permute(1, 2, 0).contiguous().numpy(), black[0].numpy(), gain[0].numpy())
 
     def close(self) -> None:
         pass

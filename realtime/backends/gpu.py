@@ -2,9 +2,9 @@
 
 For RGB frames both run :class:`FrameProgram`, the whole per-frame computation as
 PyTorch ops: uint8 frame -> area downscale -> DCE-Net -> bilinear upsample of the maps
--> curve lookup -> uint8 frame. Frames cross to the GPU once, from a pinned host
-buffer, on a stream of their own. For video planes (and any call with a strength other
-than 1) they estimate the maps (`maps`) and the CPU pass applies them.
+-> tone and curves -> uint8 frame. Frames cross to the GPU once, from a pinned host
+buffer, on a stream of their own. For video planes (and any call with controls other
+than the model's own) they estimate the curves (`curves`) and the CPU pass applies them.
 """
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import Checkpoint
-from ..curves import build_lut
-from ..model import DCENet, apply_curves, from_checkpoint
+from ..controls import LIGHT_FULL, LIGHT_NONE, LUMA
+from ..curves import Curves
+from ..model import DCENet, from_checkpoint
 from . import BackendUnavailable
 
 log = logging.getLogger("realtime")
@@ -44,11 +45,12 @@ def area_matrix(n_in, n_out) -> torch.Tensor:
 
 class FrameProgram(nn.Module):
     """(H, W, 3) uint8 frame -> (H, W, 3) uint8 enhanced frame: the whole per-frame
-    computation at strength 1 (the model's curves), as tensor ops that export with dynamic
-    H and W (torch.export, ONNX): the estimation size from the frame's own size, an area
-    downscale (two matrix products), the DCE-Net, a bilinear upsample of the maps, the
-    dark denoise (exact, as the CPU kernels), and the curves: shared maps through the same
-    (α, x) table as before, per-iteration maps in float32.
+    computation of the CPU engine with the model's own controls, as tensor ops that export
+    with dynamic H and W (torch.export, ONNX): the estimation size from the frame's own
+    size, an area downscale (two matrix products), the DCE-Net and its tone head, the
+    good-light attenuation where the configuration asks for it, a bilinear upsample of the
+    maps, the dark denoise (exact, as the CPU kernels), the tone, and the curves iterated in
+    float32 as the CPU kernels iterate them.
     """
 
     def __init__(self, net: DCENet, net_dtype: torch.dtype = torch.float32) -> None:
@@ -56,10 +58,6 @@ class FrameProgram(nn.Module):
         self.net = net
         self.config = net.config
         self.net_dtype = net_dtype
-        lut = build_lut(self.config.iterations) if self.config.shared_curves else None
-        table = torch.from_numpy(lut.table.astype(np.float32).reshape(-1)) if lut else torch.zeros(1)
-        self.register_buffer("table", table, persistent=False)
-        self.levels = lut.levels if lut else 0
 
     def estimation_size(self, height, width):
         """config.estimation_size in integer arithmetic on (symbolic) sizes."""
@@ -78,26 +76,37 @@ class FrameProgram(nn.Module):
             small = area_matrix(height, h) @ x @ area_matrix(width, w).T / 255
         else:
             small = F.interpolate(x[None] / 255, size=(h, w), mode="bilinear", align_corners=False)[0]
-        alpha = self.net(small[None].to(self.net_dtype)).float()
+        alpha, black, gain = (t.float() for t in self.net.estimate(small[None].to(self.net_dtype)))
+        strength = self._strength(small)
         corners = self.config.upsample_grid == "corners"
-        full = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=corners)[0]
-        x = self._denoised(x)
-        if self.config.shared_curves:
-            level = torch.floor((full.clamp(-1, 1) + 1) * (0.5 * (self.levels - 1)) + 0.5)
-            out = self.table[(level * 256 + x).long()]
-        else:
-            out = torch.floor(apply_curves(x[None] / 255, full[None], self.config.iterations)[0] * 255 + 0.5)
-        return out.clamp(0, 255).permute(1, 2, 0).to(torch.uint8)
+        full = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=corners)[0].clamp(-1, 1)
+        v = self._denoised(x, strength) / 255
+        v = ((v - (black[0] * strength)[:, None, None]) * (1 + (gain[0] - 1) * strength)[:, None, None]).clamp(0, 1)
+        n = self.config.iterations
+        sets = full.shape[0] // 3
+        for i in range(n):  # step i at its share of the schedule (realtime.curves.Schedule): 1, a fraction, or 0
+            a = full[3 * (i % sets): 3 * (i % sets) + 3] * (n * strength - i).clamp(0, 1)
+            v = v + a * (v - v * v)
+        return torch.floor(v * 255 + 0.5).clamp(0, 255).permute(1, 2, 0).to(torch.uint8)
 
-    def _denoised(self, x: torch.Tensor) -> torch.Tensor:
-        """The dark denoise on (3, H, W) levels, in float32 with the integer rounding of
-        model.denoise_dark (every value is an integer below 2^24: exact)."""
+    def _strength(self, small: torch.Tensor) -> torch.Tensor:
+        """The good-light attenuation (realtime.controls.light_weight) on the small copy's
+        mean luma, or 1 where the configuration has none."""
+        if not self.config.attenuate_good_light:
+            return small.new_ones(())
+        mean = small.mean((1, 2)) @ small.new_tensor(LUMA)
+        return ((LIGHT_NONE - mean) / (LIGHT_NONE - LIGHT_FULL)).clamp(0, 1)
+
+    def _denoised(self, x: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+        """The dark denoise on (3, H, W) levels at `share` (the strength, up to 1), in float32
+        with the integer rounding of model.denoise_dark (every value is an integer below
+        2^24: exact)."""
         below = self.config.denoise_below
         if not below:
             return x
         padded = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
         mean = torch.floor(F.avg_pool2d(padded, 3, stride=1)[0] + 0.5)
-        weight = (below - x).clamp_min(0) * (256 // below)
+        weight = (below - x).clamp_min(0) * ((256 // below) * share)
         return x + torch.floor((weight * (mean - x) + 128) / 256)
 
     def example_input(self, height: int, width: int, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -181,10 +190,11 @@ class CUDABackend:
         return out
 
     @torch.inference_mode()
-    def maps(self, small: np.ndarray) -> np.ndarray:
+    def curves(self, small: np.ndarray) -> Curves:
         x = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32)).to(self.device).permute(2, 0, 1)[None]
-        return self.eager.net(x.half().contiguous(memory_format=torch.channels_last))[0].float() \
-            .permute(1, 2, 0).cpu().numpy()
+        alpha, black, gain = self.eager.net.estimate(x.half().contiguous(memory_format=torch.channels_last))
+        return Curves(alpha[0].float().permute(1, 2, 0).cpu().numpy(), black[0].float().cpu().numpy(),
+                      gain[0].float().cpu().numpy())
 
     def close(self) -> None:
         self._buffers.clear()
