@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -210,6 +211,30 @@ def video_path(args, engine: Enhancer) -> dict:
            "temporal_extra_ms": temporal - per_frame}
     print(f"# video path: {row}", file=sys.stderr)
     return row
+
+
+def compare_cost(args, engine: Enhancer) -> list[dict]:
+    """The engine with --weights against --compare, per 1920x1080 dark frame (RGB and 4:2:0
+    planes), timed alternately in one run so that both see the same machine."""
+    size = (320, 180) if args.quick else (1920, 1080)
+    colour = interpret(1, 1, 1, 1, *size)
+    rgb = dark_clip_frames(size, 4)
+    planes = [YUVPlanes(*rgb_to_yuv(f, colour), colour) for f in rgb]
+    rows = []
+    with Enhancer(args.compare, backend="cpu") as other:
+        for kind, frames in (("RGB", rgb), ("planes", planes)):
+            times: dict[str, list[float]] = {"this": [], "other": []}
+            for _ in range(args.repeat):
+                for name, e in (("this", engine), ("other", other)):
+                    for f in frames:
+                        start = time.perf_counter()
+                        e(f)
+                        times[name].append(time.perf_counter() - start)
+            this, that = (1000 * statistics.median(times[k][len(frames):]) for k in ("this", "other"))
+            rows.append({"input": kind, "resolution": f"{size[0]}x{size[1]}", "weights_ms": this, "compare_ms": that,
+                         "extra_ms": this - that, "compare": str(args.compare)})
+            print(f"# cost: {rows[-1]}", file=sys.stderr)
+    return rows
 
 
 # --- 2. files, as a user runs them -------------------------------------------------------------
@@ -405,12 +430,25 @@ def count_stream_frames(url: str, stop: threading.Event, counts: list[int], inde
             tail = data[-(len(marker) - 1):]
 
 
-def live_run(camera: SimulatedCamera, video: VideoEnhancer, viewers: int) -> tuple[object, list[int]]:
-    """One live run; with `viewers`, the browser view is served to that many readers of /stream.mjpg."""
+def stalled_viewers(address: tuple[str, int], count: int) -> list[socket.socket]:
+    """Viewers that ask for the stream and never read it."""
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection(address, timeout=5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sockets.append(s)
+    return sockets
+
+
+def live_run(camera: SimulatedCamera, video: VideoEnhancer, viewers: int, stalled: int = 0
+             ) -> tuple[object, list[int]]:
+    """One live run; with `viewers`, the browser view is served to that many readers of
+    /stream.mjpg (and to `stalled` more that never read)."""
     sinks: list = [NullSink()]
     counts = [0] * viewers
     stop = threading.Event()
-    threads = []
+    threads, idle = [], []
     if viewers:
         server = BrowserSink(("127.0.0.1", 0), video.controls)
         sinks.append(server)
@@ -419,12 +457,15 @@ def live_run(camera: SimulatedCamera, video: VideoEnhancer, viewers: int) -> tup
                    for i in range(viewers)]
         for t in threads:
             t.start()
+        idle = stalled_viewers(server.address, stalled)
     try:
         stats = Pipeline(camera, video, sinks).run()
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=5)
+        for s in idle:
+            s.close()
     return stats, counts
 
 
@@ -434,13 +475,13 @@ def live_latency(args, engine: Enhancer) -> list[dict]:
     rows = []
     video = VideoEnhancer(engine)  # as the CLI runs live sources: temporal denoise (auto) and smoothed curves
     live_run(SimulatedCamera(frames, 30, 1.0), video, 0)  # loads the compiled kernels, not timed
-    for fps, viewers in ((30, 0), (30, 3), (60, 0)):
+    for fps, viewers, stalled in ((30, 0, 0), (30, 3, 0), (30, 3, 50), (60, 0, 0)):
         camera = SimulatedCamera(frames, fps, args.live_seconds)
-        stats, counts = live_run(camera, video, viewers)
+        stats, counts = live_run(camera, video, viewers, stalled)
         lat = np.array(stats.latencies_ms)
         half = len(lat) // 2
         rows.append({
-            "camera_fps": fps, "viewers": viewers,
+            "camera_fps": fps, "viewers": viewers, "stalled_viewers": stalled,
             "viewer_fps": [c / args.live_seconds for c in counts],
             "resolution": f"{size[0]}x{size[1]}", "seconds": args.live_seconds,
             "frames_released": camera.released, "frames_enhanced": stats.written,
@@ -486,6 +527,12 @@ def markdown(result: dict) -> str:
         out += ["", "### Video path (4:2:0 planes in and out, median ms per frame)", "",
                 "| resolution | engine per frame | with temporal processing | extra |", "|---|---|---|---|",
                 f"| {v['resolution']} | {v['engine_ms']:.2f} | {v['engine_temporal_ms']:.2f} | {v['temporal_extra_ms']:+.2f} |"]
+    if result.get("compare_cost"):
+        out += ["", f"### This checkpoint against {result['compare_cost'][0]['compare']} (median ms per dark frame, "
+                "timed alternately)", "", "| input | resolution | this | other | extra |", "|---|---|---|---|---|"]
+        for r in result["compare_cost"]:
+            out.append(f"| {r['input']} | {r['resolution']} | {r['weights_ms']:.2f} | {r['compare_ms']:.2f} | "
+                       f"{r['extra_ms']:+.2f} |")
     out += ["", "### Files, as a user runs them (child processes, start-up included; the median of the runs)", "",
             "| clip | frames | seconds | transcode wall s | CPU s | peak MB | realtime-enhance wall s | CPU s | peak MB "
             "| fps | wall ratio |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -499,7 +546,7 @@ def markdown(result: dict) -> str:
             "| backlog growth ms |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["live"]:
         watched = (f"{r['viewers']} ({', '.join(f'{v:.1f}' for v in r['viewer_fps'])})"
-                   if r.get("viewers") else "none")
+                   if r.get("viewers") else "none") + (f" + {r['stalled_viewers']} stalled" if r.get("stalled_viewers") else "")
         out.append(f"| {r['camera_fps']} fps | {watched} | {r['resolution']} | {r['seconds']:g} | {r['achieved_fps']:.1f} | "
                    f"{r['dropped']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['backlog_growth_ms']:+.1f} |")
     return "\n".join(out)
@@ -510,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=Path, help="folder of test images (default: ../shared/data/LIME)")
     p.add_argument("--clips", nargs="*", help="videos for the throughput table (default: ../shared/data/video/*.mp4)")
     p.add_argument("--weights", help="engine checkpoint (default: the bundled weights)")
+    p.add_argument("--compare", help="another checkpoint: its per-frame cost against --weights, timed alternately")
     p.add_argument("--repeat", type=int, default=30, help="timed runs per fast measurement (median)")
     p.add_argument("--repeat-slow", type=int, default=3, help="timed runs per Zero-DCE measurement")
     p.add_argument("--file-repeat", type=int, default=2, help="timed runs per clip and mode")
@@ -529,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": machine(), "backends": list(engines), "command": " ".join(["python", "benchmarks/latency.py", *(argv if argv is not None else sys.argv[1:])])}
     result["per_frame"] = per_frame(args, engines) if "per-frame" not in args.skip else {"rows": [], "reference_weights": {"zero_dce": "-"}}
     result["video_path"] = video_path(args, engines["cpu"]) if "video-path" not in args.skip and "cpu" in engines else None
+    result["compare_cost"] = compare_cost(args, engines["cpu"]) if args.compare and "cpu" in engines else []
     with tempfile.TemporaryDirectory() as scratch:
         result["file_throughput"] = file_throughput(args, Path(scratch)) if "file" not in args.skip else []
     result["live"] = live_latency(args, best) if "live" not in args.skip else []

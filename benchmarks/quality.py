@@ -5,7 +5,10 @@
 
 For each checkpoint: its configuration, parameter count, median ms per 1920x1080 uint8
 frame through the engine (CPU backend), and mean PSNR (uint8 RGB) / SSIM of the enhanced
-low-light images against their normal-light references. Simple baselines (the input
+low-light images against their normal-light references, with the tone against them
+(realtime.metrics.tone); twice: per frame (Enhancer(), what video frames get before their
+temporal processing) and as photos (Enhancer.enhance_photo, what the command line does
+with an image: the same with its edge-preserving filter). Simple baselines (the input
 itself, PIL-style autocontrast, gamma 0.4) are measured by the same code.
 """
 from __future__ import annotations
@@ -166,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                    "parameters": sum(t.size for t in checkpoint.state.values())}
             row["ms_1080p"] = frame_ms(enhancer, 1 if c.scale == 1 and not c.long_side else args.repeat)
             row.update(score(enhancer, pairs))
-        rows.append(row)
+            photo = {**row, "name": f"{row['name']} (photos)", **score(enhancer.enhance_photo, pairs)}
+        rows += [row, photo]
         print(f"# {row}", file=sys.stderr)
     print(f"Validation: {len(pairs)} pairs from {shown(args.val)}; PSNR on uint8 RGB, SSIM (Gaussian 11x11, σ 1.5) per channel.\n")
     print("| model | width | conv | maps | tone head | estimation | dark denoise | parameters | ms / 1080p frame | "

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from realtime import Enhancer
+from realtime.controls import Controls
 from realtime.colour import interpret, rgb_to_yuv
 from realtime.frame import YUVPlanes
 from realtime.metrics import darken, mean_luma, psnr, ssim, tone
@@ -177,14 +178,15 @@ def methods(args, fps: float) -> dict:
         "atadenoise + engine": lambda frames: run_filtered("atadenoise", engine, frames, fps),
         "fftdnoiz + engine": lambda frames: run_filtered("fftdnoiz=prev=1:next=1", engine, frames, fps),
     }
+    reference = zero_dce_pp()
+    if reference is not None:
+        table["Zero-DCE++ per frame"] = lambda frames: run_rgb(reference, frames)
+    table = {name: fn for name, fn in table.items() if not args.methods or name in args.methods}
     for path in args.compare or []:
         other = Enhancer(path, backend="cpu")
         table[f"{Path(path).name} + temporal"] = lambda frames, other=other: run_engine(
             VideoEnhancer(other, denoise=args.denoise), frames)
-    reference = zero_dce_pp()
-    if reference is not None:
-        table["Zero-DCE++ per frame"] = lambda frames: run_rgb(reference, frames)
-    return {name: fn for name, fn in table.items() if not args.methods or name in args.methods}
+    return table
 
 
 def side_by_side(panels: list[tuple[str, np.ndarray]], width: int = 480) -> np.ndarray:
@@ -228,9 +230,29 @@ def follow(clip: Path, args) -> list[dict]:
     return rows
 
 
+def strength_scale(clip: Path, args) -> list[dict]:
+    """Mean brightness and clipping at each --strength, on every 10th of the clip's frames
+    made dark: is the scale even, and does the top of it clip?"""
+    clean = read_clip(clip, args.frames)[0][::10]
+    rows = []
+    for factor in args.factors:
+        rng = np.random.default_rng(args.seed)
+        dark = [darken(frame, factor, args.full_well, args.read_noise, rng) for frame in clean]
+        for strength in (0.0, 0.5, 1.0, 1.5, 2.0):
+            with Enhancer(args.weights, backend="cpu", controls=Controls(strength=strength)) as enhancer:
+                out = [enhancer(to_planes(frame)).to_rgb() for frame in dark]
+            rows.append({"clip": clip.name, "factor": factor, "strength": strength,
+                         "mean_luma": float(np.mean([mean_luma(o) for o in out])) / 255,
+                         "pure_white": float(np.mean([(o >= 255).all(axis=2).mean() for o in out])),
+                         "any_channel_clipped": float(np.mean([(o >= 255).any(axis=2).mean() for o in out]))})
+            print(f"# strength: {rows[-1]}", file=sys.stderr)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--follow", action="store_true", help="only measure how fast the curves follow a change of light")
+    p.add_argument("--strength-scale", action="store_true", help="only measure brightness and clipping per --strength")
     p.add_argument("clips", nargs="*", type=Path, help="real, normally lit videos (default: ../shared/data/video/real)")
     p.add_argument("--frames", type=int, default=120, help="frames per clip (from the start)")
     p.add_argument("--factors", type=float, nargs="+", default=[0.08, 0.03], help="dark factors (share of the light)")
@@ -250,6 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     params = {"frames": args.frames, "factors": args.factors, "full_well_photons": args.full_well,
               "read_noise_electrons": args.read_noise, "seed": args.seed, "transfer": "sRGB", "planes": "BT.709 4:2:0"}
     print(f"# dark-footage model: {params}", file=sys.stderr)
+    if args.strength_scale:
+        rows = [row for clip in clips for row in strength_scale(clip, args)]
+        print("| clip | factor | strength | mean luma | pure white | any channel at 255 |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['clip']} | {r['factor']:g} | {r['strength']:g} | {r['mean_luma']:.3f} | "
+                  f"{100 * r['pure_white']:.2f} % | {100 * r['any_channel_clipped']:.2f} % |")
+        if args.json:
+            args.json.write_text(json.dumps({"parameters": params, "strength_scale": rows}, indent=2))
+        return 0
     if args.follow:
         rows = [row for clip in clips for row in follow(clip, args)]
         print("| clip | light | change of mean luma | frames to within 10 % | within 2 % | taken at once as |")

@@ -79,9 +79,10 @@ class ModelConfig:
 
     @property
     def tone_inputs(self) -> int:
-        """Features the tone head reads: mean and max of conv6's channels, mean and max of
-        the small copy's R, G, B."""
-        return 2 * self.width + 6
+        """Features the tone head reads: mean and max of conv6's channels; mean, max and min
+        of the small copy's R, G, B (the min is where the frame's floor, its black plus the
+        sensor's noise floor, sits)."""
+        return 2 * self.width + 9
 
     def estimation_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the copy the net sees for a height x width frame."""

@@ -19,7 +19,6 @@ from .backends import BACKENDS, BackendUnavailable
 from .backends.cpu import cpu_count
 from .checkpoint import CheckpointError
 from .pipeline import Pipeline, Stats
-from .browser import parse_address
 from .controls import MAX_STRENGTH, Controls
 from .sinks import (
     CRF_CODECS, X26X_PRESETS, ImageSink, PreviewSink, SinkError, VideoFileSink, VirtualCameraSink, default_codec,
@@ -100,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="publish the enhanced stream as a camera device (needs realtime-enhance[virtualcam])")
     src.add_argument("--serve", metavar="[HOST:]PORT", help="serve the live picture to browsers (default host 127.0.0.1)")
     src.add_argument("--serve-token", metavar="TOKEN", default=os.environ.get("REALTIME_ENHANCE_TOKEN"),
-                     help="require this token on every request (default: $REALTIME_ENHANCE_TOKEN)")
+                     help="require this token on every request (default: $REALTIME_ENHANCE_TOKEN; made for "
+                          "you when serving beyond 127.0.0.1)")
+    src.add_argument("--serve-token-file", metavar="PATH", type=Path,
+                     help="read the token from this file (kept out of the process list)")
+    src.add_argument("--serve-host", metavar="NAME", action="append",
+                     help="a host name browsers may use for the server besides its addresses (repeatable)")
     p.add_argument("--demo", action="store_true", help="enhance a generated low-light clip (needs no media)")
     p.add_argument("--side-by-side", action="store_true", help="write/show before|after instead of the result alone")
     eng = p.add_argument_group("engine")
@@ -224,11 +228,7 @@ def live_sinks(info, args: argparse.Namespace, engine: "LazyEnhancer") -> list:
         if args.virtual_cam:
             sinks.append(VirtualCameraSink(info.width, info.height, info.fps))
         if args.serve:
-            from .browser import BrowserSink
-
-            server = BrowserSink(parse_address(args.serve), engine.controls, args.serve_token)
-            print(f"realtime-enhance: watch at {server.url}", file=sys.stderr)
-            sinks.append(server)
+            sinks.append(browser_sink(args, engine.controls))
         if not args.no_preview:
             sinks.append(PreviewSink(args.side_by_side, engine.controls))
         if not sinks:
@@ -257,7 +257,7 @@ def enhance_live(spec: str, engine: "LazyEnhancer", args: argparse.Namespace) ->
 
 def enhance_images(paths: list[Path], root: Path, sink: ImageSink, engine: "LazyEnhancer", args: argparse.Namespace) -> int:
     source = ImageSource(paths, root)
-    stats = run_pipeline(Pipeline(source, engine.get(), [sink], args.queue_size), len(paths), "images", args)
+    stats = run_pipeline(Pipeline(source, engine.photos(), [sink], args.queue_size), len(paths), "images", args)
     report(f"{len(paths)} images", stats, args)
     return len(source.failed)
 
@@ -376,7 +376,7 @@ def report(label: str, stats: Stats, args: argparse.Namespace) -> None:
 
 class LazyEnhancer:
     """The engine, loaded on first use: bad input fails before the model loads. Images get
-    the per-frame Enhancer; video and live streams the VideoEnhancer around it (temporal
+    the per-frame Enhancer with its photo filter; video and live streams the VideoEnhancer around it (temporal
     denoise and smoothed curves; the pipeline resets it for each stream)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -394,6 +394,10 @@ class LazyEnhancer:
             log.debug("engine: %s backend, %s", self._enhancer.backend.name, self._enhancer.config)
         return self._enhancer
 
+    def photos(self):
+        """Photographs: the Enhancer with its edge-preserving filter (Enhancer.enhance_photo)."""
+        return self.get().enhance_photo
+
     def video(self):
         if self._video is None:
             from .temporal import VideoEnhancer
@@ -406,6 +410,40 @@ class LazyEnhancer:
             self._video.close()
         elif self._enhancer is not None:
             self._enhancer.close()
+
+
+def serve_token(args: argparse.Namespace) -> str | None:
+    """The browser view's token: --serve-token, --serve-token-file or $REALTIME_ENHANCE_TOKEN;
+    an empty one is refused (it would let everyone in)."""
+    token = args.serve_token
+    if args.serve_token_file is not None:
+        try:
+            token = args.serve_token_file.read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--serve-token-file: {args.serve_token_file}: {exc.strerror}") from None
+    if token is not None and not token.strip():
+        raise UsageError("--serve-token: an empty token would let everyone in; give a token, or none on 127.0.0.1")
+    return token
+
+
+def browser_sink(args: argparse.Namespace, controls: Controls):
+    """The browser view for --serve. Beyond loopback a token is required: without one, one
+    is made and its address printed once (it is not logged anywhere else)."""
+    import secrets
+
+    from .browser import BrowserSink, is_loopback, parse_address
+
+    address = parse_address(args.serve)
+    token, made = args.serve_token, False
+    if token is None and not is_loopback(address[0]):
+        token, made = secrets.token_urlsafe(18), True
+    server = BrowserSink(address, controls, token, hosts=tuple(args.serve_host or ()))
+    if made:
+        print(f"realtime-enhance: {address[0]} is reachable from the network: made a token for this run; "
+              f"watch at {server.url}", file=sys.stderr)
+    elif not args.quiet:
+        print(f"realtime-enhance: watch at {server.url}", file=sys.stderr)
+    return server
 
 
 def check_settings(args: argparse.Namespace) -> None:
@@ -421,10 +459,13 @@ def check_settings(args: argparse.Namespace) -> None:
     if args.exposure is not None and not 0 < args.exposure < 1:
         raise UsageError(f"--exposure must be between 0 and 1, got {args.exposure:g}")
     if args.serve:
+        from .browser import parse_address
+
         try:
             parse_address(args.serve)
         except ValueError as exc:
             raise UsageError(f"--serve: {exc}") from None
+        args.serve_token = serve_token(args)
     if args.virtual_cam:  # before any camera is opened: say at once what is missing
         VirtualCameraSink(64, 48, 30).close()
     codec = args.codec or (default_codec(args.output) if args.output else "libx264")

@@ -133,16 +133,19 @@ def _denoise_planes(y, u, v, ay, au, av, ny, nu, nv, inv_sigma, shift, k_min, ga
 @numba.njit(nogil=True, cache=True, fastmath=True)
 def _denoise_rgb(x, acc, new, out, inv_sigma, shift, k_min, gain, dy, dx, r0, r1):  # pragma: no cover - numba
     """Rows r0..r1 of an RGB frame: x (H, W·3) uint8, the averages acc and new (H, W·3)
-    in scaled codes, acc moved by (dy, dx) pixels; one k per pixel from the channels'
-    mean difference; out (H, W·3) = the new average rounded to uint8."""
+    in scaled codes, acc moved by (dy, dx) pixels; one k per pixel, the largest of its
+    channels' (a change of colour at the same brightness is motion too: a mean over the
+    channels would cancel it and leave a trail); out (H, W·3) = the new average rounded to
+    uint8."""
     height, n = x.shape
     width = n // 3
     scale, third = np.float32(SCALE), np.float32(1.0 / 3.0)
     prev = np.empty((3, n), np.float32)
     diff = np.empty((3, n), np.float32)
-    ring = np.empty((3, width), np.float32)  # per-pixel mean difference of rows r-1, r, r+1
+    ring = np.empty((3, 3, width), np.float32)  # per-pixel, per-channel difference of rows r-1, r, r+1
     ring_row = np.full(3, -1, np.int64)
     k = np.empty(width, np.float32)
+    kc = np.empty(width, np.float32)
     k3 = np.empty(n, np.float32)
     vs = np.empty(width + 2, np.float32)
     level = np.empty(width, np.int32)
@@ -153,14 +156,19 @@ def _denoise_rgb(x, acc, new, out, inv_sigma, shift, k_min, gain, dy, dx, r0, r1
             if ring_row[slot] != row:
                 _aligned_row(x, acc, row, dy, dx, 3, scale, prev[slot], diff[slot])
                 d, dst = diff[slot], ring[slot]
-                for i in range(width):
-                    dst[i] = (d[3 * i] + d[3 * i + 1] + d[3 * i + 2]) * third
+                for c in range(3):
+                    for i in range(width):
+                        dst[c, i] = d[3 * i + c]
                 ring_row[slot] = row
         p = prev[r % 3]
         for i in range(width):
             level[i] = np.int32((p[3 * i] + p[3 * i + 1] + p[3 * i + 2]) * third)
-        _motion_k(ring[max(r - 1, 0) % 3], ring[r % 3], ring[min(r + 1, height - 1) % 3], level, inv_sigma, shift,
-                  k_min, gain, k, vs)
+        up, mid, down = ring[max(r - 1, 0) % 3], ring[r % 3], ring[min(r + 1, height - 1) % 3]
+        _motion_k(up[0], mid[0], down[0], level, inv_sigma, shift, k_min, gain, k, vs)
+        for c in range(1, 3):
+            _motion_k(up[c], mid[c], down[c], level, inv_sigma, shift, k_min, gain, kc, vs)
+            for i in range(width):
+                k[i] = max(k[i], kc[i])
         for i in range(width):
             k3[3 * i] = k[i]
             k3[3 * i + 1] = k[i]

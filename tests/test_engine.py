@@ -220,6 +220,31 @@ def test_enhancer_brightens_any_size_and_matches_the_torch_reference(enhancer):
     assert enhancer(np.full((64, 64, 3), 20, np.uint8)).mean() > 40
 
 
+def test_the_default_model_keeps_the_noise_floor_black_and_stays_monotone(enhancer):
+    """A dark gradient over a black margin, with sensor-like noise: the margin (pure noise
+    floor) stays near black, and brightness rises along the gradient."""
+    rng = np.random.default_rng(11)
+    clean = np.zeros((200, 360, 3), np.float32)
+    clean[:, 60:] = np.linspace(1, 40, 300)[None, :, None]  # levels 1..40 of a dark frame
+    noisy = np.clip(clean + rng.normal(0, 1.5, clean.shape) * np.sqrt(1 + clean / 4), 0, 255).round().astype(np.uint8)
+    out = enhancer(noisy).astype(np.float64).mean(axis=(0, 2))  # mean per column
+    assert out[:50].mean() < 8, "the noise floor is lifted to grey"
+    columns = out[60:].reshape(-1, 20).mean(axis=1)  # 15 steps of 20 columns along the gradient
+    assert (np.diff(columns) > 0).all(), "not monotone along the gradient"
+    assert columns[-1] - columns[0] > 100, "the gradient is not brightened"
+    assert columns[-1] - columns[7] > 40, "the upper half of the gradient is flattened (contrast lost)"
+
+
+def test_photos_are_denoised_where_the_curves_lift_them_and_good_light_is_left_alone(enhancer):
+    rng = np.random.default_rng(7)
+    dark = np.clip(rng.normal(14, 4, (120, 160, 3)), 0, 255).astype(np.uint8)
+    frame, photo = enhancer(dark), enhancer.enhance_photo(dark)
+    assert abs(float(photo.mean()) - float(frame.mean())) < 2  # the same tone
+    assert photo.std() < 0.8 * frame.std()  # less of the lifted noise
+    bright = rng.integers(90, 250, (120, 160, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(enhancer.enhance_photo(bright), enhancer(bright))
+
+
 def test_enhancer_accepts_views_and_grayscale(enhancer):
     rng = np.random.default_rng(2)
     frame = rng.integers(0, 80, (50, 80, 3), dtype=np.uint8)

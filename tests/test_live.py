@@ -151,14 +151,18 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes, str]:
 def test_page_snapshot_controls_and_token(served):
     sink, controls, base = served
     assert get(f"{base}/")[0] == 401 and get(f"{base}/snapshot.jpg?token=wrong")[0] == 401
-    status, body, kind = get(f"{base}/?token=s3cret")
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # keeps the login cookie
+    with browser.open(f"{base}/?token=s3cret", timeout=5) as response:  # redirected to / without the token
+        status, body, kind = response.status, response.read(), response.headers.get("Content-Type", "")
+        assert response.url == f"{base}/"
     assert status == 200 and b"stream.mjpg" in body and "text/html" in kind
     start = time.monotonic()
     status, jpeg, kind = get(f"{base}/snapshot.jpg?token=s3cret")
     assert status == 200 and kind == "image/jpeg" and time.monotonic() - start < 3
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (360, 640, 3) and image.mean() > 2 * dark_frame(8, 360, 640).mean(), "the enhanced frame"
-    request = urllib.request.Request(f"{base}/controls?token=s3cret", data=json.dumps({"strength": 0.4}).encode())
+    request = urllib.request.Request(f"{base}/controls", data=json.dumps({"strength": 0.4}).encode(),
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer s3cret"})
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.loads(response.read())["strength"] == 0.4
     assert controls.strength == 0.4

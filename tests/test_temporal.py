@@ -81,6 +81,23 @@ def test_a_moving_edge_leaves_no_ghost():
     assert abs(luma[bar].mean() - reference[bar].mean()) < 3, "the bar is not where it is"
 
 
+def test_a_change_of_colour_at_the_same_brightness_leaves_no_trail():
+    """The demo clip's stripe: a colour moving over another of the same brightness (RGB, as
+    cameras and the demo give it). A motion test on the channels' mean sees nothing there."""
+    rng = np.random.default_rng(3)
+    denoiser = TemporalDenoiser(1.0)
+    for t in range(14):
+        clean = np.zeros((120, 200, 3), np.uint8)
+        clean[...] = (60, 20, 20)
+        left = 20 + 10 * t
+        clean[30:90, left:left + 30] = (20, 20, 60)
+        out = denoiser(np.clip(clean + rng.normal(0, 2, clean.shape), 0, 255).round().astype(np.uint8))
+    trail = (slice(40, 80), slice(left - 20, left - 2))  # where the square was in the last two frames
+    assert np.abs(out[trail].astype(float) - clean[trail]).mean(axis=(0, 1)).max() < 4, "a colour trail"
+    still = (slice(95, 120), slice(0, 200))
+    assert out[still].std(axis=(0, 1)).max() < 1.6, "the still background is no longer denoised"
+
+
 def test_a_panning_camera_is_followed():
     rng, wide = np.random.default_rng(3), scene(240, 480, seed=4, detail=96)
     motion, denoiser = GlobalMotion(), TemporalDenoiser(1.0)
