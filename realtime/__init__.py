@@ -8,7 +8,7 @@ PyTorch name (`DCENet`, ...) is asked for.
 """
 from importlib import import_module
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _WHERE = {
     "Checkpoint": "checkpoint", "ModelConfig": "checkpoint", "load_weights": "checkpoint", "save_weights": "checkpoint",

@@ -62,6 +62,10 @@ class ModelConfig:
     # (realtime.controls). For this project's models, whose training lifts whatever it
     # sees; off for the published ones, which then compute what their papers describe.
     attenuate_good_light: bool = False
+    # Photos (Enhancer.enhance_photo, the command line's images) get an edge-preserving
+    # filter as strong as the picture was lifted: this project's models; off for the
+    # published ones, whose papers describe no such step.
+    photo_filter: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.iterations < 1:
@@ -79,10 +83,9 @@ class ModelConfig:
 
     @property
     def tone_inputs(self) -> int:
-        """Features the tone head reads: mean and max of conv6's channels; mean, max and min
-        of the small copy's R, G, B (the min is where the frame's floor, its black plus the
-        sensor's noise floor, sits)."""
-        return 2 * self.width + 9
+        """Features the tone head reads: mean and max of conv6's channels, mean and max of
+        the small copy's R, G, B."""
+        return 2 * self.width + 6
 
     def estimation_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the copy the net sees for a height x width frame."""

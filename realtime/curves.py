@@ -375,6 +375,13 @@ def row_bands(height: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
+def denoise_share(strength: float) -> float:
+    """The dark denoise's share at a strength: the strength up to 1, in 1/256 steps, so that
+    the denoise's arithmetic stays exact in float32 (realtime.model.denoise_dark) on the
+    CPU and in the GPU program alike."""
+    return float(np.floor(np.clip(strength, 0.0, 1.0) * 256 + 0.5) / 256)
+
+
 @dataclass(frozen=True)
 class PassState:
     """What one frame's pass needs besides the pixels (made by CurveApplier.prepare)."""
@@ -382,7 +389,7 @@ class PassState:
     maps: np.ndarray  # row-upsampled α: (h, sets, W·3) for RGB, (h, 3, sets, W) for planes
     rows: Taps  # vertical taps into maps
     schedule: Schedule
-    denoise: float = 1.0  # share of the dark denoise: the strength, up to 1 (strength 0: nothing changes)
+    denoise: float = 1.0  # share of the dark denoise: denoise_share(strength) (strength 0: nothing changes)
     black: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # (3,) tone, or empty for none
     gain: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
 
@@ -419,7 +426,7 @@ class CurveApplier:
         order = (0, 3, 2, 1) if planar else (0, 2, 1, 3)  # (h, 3, sets, W) or (h, sets, W, 3)
         rows = np.ascontiguousarray(sets.transpose(order)).reshape((h, 3, c // 3, width) if planar else (h, c // 3, -1))
         return PassState(rows, linear_taps(h, height, self.grid), Schedule.of(self.iterations, strength),
-                         float(np.clip(strength, 0.0, 1.0)), black, gain)
+                         denoise_share(strength), black, gain)
 
     def apply_band(self, frame: np.ndarray, out: np.ndarray, state: PassState, r0: int, r1: int) -> None:
         """Rows r0..r1 of out from frame (H, W, 3, uint8 or uint16, C-contiguous rows)."""

@@ -8,10 +8,12 @@ the full frame (curves.CurveApplier), split into row bands across the cores.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import cv2
+import numba
 import numpy as np
 
 from .backends import Backend, select_backend
@@ -56,30 +58,77 @@ def as_rgb_frame(frame: object) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def _area_downscale(plane: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    """plane (H, W[, C]) -> (h, w[, C]): the area mean (OpenCV's INTER_AREA, fractional pixels
-    counted by their share). A large reduction in one OpenCV call is slow (1080p -> 32x18:
-    1.1 ms) and its 2x2 reduction is SIMD-fast, so the plane is first halved while both
-    sides are even (a halving is then exact, but for rounding) and at least 16 times the
-    target; 0.37 ms, and within one output level of the exact area mean on LIME and 1080p
-    frames (the exported program computes the exact one)."""
+@lru_cache(maxsize=32)
+def area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """An exact area downscale along one axis: output sample i is the mean of the input over
+    [i·n_in/n_out, (i+1)·n_in/n_out), fractional pixels counted by their share (OpenCV's
+    INTER_AREA; backends.gpu.area_matrix in tensor ops). Each input sample falls into at
+    most two outputs: (first output, its weight, second output, its weight) per input,
+    and the (n_out, n_in) matrix."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    pos = np.arange(n_in, dtype=np.float64)
+    matrix = np.clip(np.minimum(edges[1:, None], pos[None, :] + 1) - np.maximum(edges[:-1, None], pos[None, :]),
+                     0, None) * (n_out / n_in)
+    first = matrix.argmax(axis=0)  # the output holding the larger share; the other is a neighbour
+    second = np.clip(first + np.where(np.take_along_axis(matrix, np.clip(first + 1, 0, n_out - 1)[None], 0)[0] > 0,
+                                      1, -1), 0, n_out - 1)
+    w0 = matrix[first, np.arange(n_in)]
+    w1 = np.where(second != first, matrix[second, np.arange(n_in)], 0.0)
+    return (first.astype(np.int64), w0.astype(np.float32), second.astype(np.int64), w1.astype(np.float32),
+            matrix.astype(np.float32))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _area_rows(src, o0, w0, o1, w1, acc, r0, r1):  # pragma: no cover - numba
+    """acc[o] = the weighted sum of rows r0..r1 of src (H, N) that fall into output row o."""
+    acc[:] = 0.0
+    for y in range(r0, r1):
+        row, a, wa = src[y], acc[o0[y]], w0[y]
+        for x in range(row.shape[0]):
+            a[x] += wa * np.float32(row[x])
+        if w1[y] > 0:
+            b, wb = acc[o1[y]], w1[y]
+            for x in range(row.shape[0]):
+                b[x] += wb * np.float32(row[x])
+
+
+def _area_downscale(plane: np.ndarray, size: tuple[int, int], interpolation: int,
+                    pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+    """plane (H, W[, C]) -> (h, w[, C]) float32 levels. Area: the exact area mean, in one
+    pass over the plane (rows into output rows, then the small column matrix), the same
+    numbers the GPU program and the exported model compute; with a pool, the rows in two
+    halves at once. Bilinear: OpenCV's."""
     h, w = size
-    if interpolation == cv2.INTER_AREA:
-        while plane.shape[0] >= 16 * h and plane.shape[1] >= 16 * w and not (plane.shape[0] | plane.shape[1]) & 1:
-            plane = cv2.resize(plane, (plane.shape[1] // 2, plane.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    if plane.shape[:2] == (h, w):
-        return plane
-    return cv2.resize(np.ascontiguousarray(plane), (w, h), interpolation=interpolation)
+    if interpolation != cv2.INTER_AREA:
+        if plane.shape[:2] == (h, w):
+            return plane.astype(np.float32)
+        return cv2.resize(np.ascontiguousarray(plane), (w, h), interpolation=interpolation).astype(np.float32)
+    height, width = plane.shape[:2]
+    channels = plane.shape[2] if plane.ndim == 3 else 1
+    src = np.ascontiguousarray(plane).reshape(height, width * channels)
+    o0, w0, o1, w1, _ = area_weights(height, h)
+    rows = np.empty((h, width * channels), np.float32)
+    if pool is not None and height * width >= PARALLEL_PIXELS:
+        other = np.empty_like(rows)
+        half = pool.submit(_area_rows, src, o0, w0, o1, w1, other, height // 2, height)
+        _area_rows(src, o0, w0, o1, w1, rows, 0, height // 2)
+        half.result()
+        rows += other
+    else:
+        _area_rows(src, o0, w0, o1, w1, rows, 0, height)
+    columns = area_weights(width, w)[4]  # (w, W)
+    out = np.einsum("vx,hxc->hvc", columns, rows.reshape(h, width, channels), optimize=True)
+    return out if plane.ndim == 3 else out[:, :, 0]
 
 
-def small_copy(picture: Picture, size: tuple[int, int], downsample: str = "area") -> np.ndarray:
+def small_copy(picture: Picture, size: tuple[int, int], downsample: str = "area",
+               pool: ThreadPoolExecutor | None = None) -> np.ndarray:
     """The copy the net sees: (h, w, 3) float32 R'G'B' in [0, 1]. Planes are downscaled as
     planes and converted at the small size (the area mean commutes with the linear matrix)."""
     interpolation = _INTERPOLATION[downsample]
     if isinstance(picture, np.ndarray):
-        return _area_downscale(picture, size, interpolation).astype(np.float32) * np.float32(
-            1 / np.iinfo(picture.dtype).max)
-    y, u, v = (_area_downscale(p, size, interpolation).astype(np.float32) for p in (picture.y, picture.u, picture.v))
+        return _area_downscale(picture, size, interpolation, pool) * np.float32(1 / np.iinfo(picture.dtype).max)
+    y, u, v = (_area_downscale(p, size, interpolation, pool) for p in (picture.y, picture.u, picture.v))
     yo, ys, co, cs, _, _, _, cr_v, cg_u, cg_v, cb_u = picture.colour.coefficients(picture.bits, picture.scale)
     luma, pb, pr = (y - yo) / ys, (u - co) / cs, (v - co) / cs
     rgb = np.stack([luma + cr_v * pr, luma - cg_u * pb - cg_v * pr, luma + cb_u * pb], axis=2)
@@ -142,9 +191,10 @@ class Enhancer:
         return self.apply(picture, curves, out, self.strength_for(small, curves, strength))
 
     def enhance_photo(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """One photograph: what __call__ does, then an edge-preserving filter (a 5-px
-        bilateral, realtime.engine.PHOTO_*) whose strength follows how far the curves lifted
-        the picture: none in good light, in full from a lift of PHOTO_FULL_LIFT× (the shadows'
+        """One photograph: what __call__ does, then, where the checkpoint asks for it
+        (config.photo_filter), an edge-preserving filter (a 5-px bilateral,
+        realtime.engine.PHOTO_*) whose strength follows how far the curves lifted the
+        picture: none in good light, in full from a lift of PHOTO_FULL_LIFT× (the shadows'
         noise comes up with them). A video has the temporal denoiser instead
         (VideoEnhancer), which this would only blur. (H, W, 3) RGB -> RGB; 16-bit pictures
         get no filter."""
@@ -153,8 +203,10 @@ class Enhancer:
         curves = self.curves_for(small)
         strength = self.strength_for(small, curves)
         result = self.apply(frame, curves, out, strength)
+        if not self.config.photo_filter or result.dtype != np.uint8:
+            return result
         sigma = PHOTO_SIGMA * photo_lift_share(small, curves, self.config.iterations, strength)
-        if sigma >= 1 and result.dtype == np.uint8:
+        if sigma >= 1:
             result[...] = cv2.bilateralFilter(result, PHOTO_DIAMETER, sigma, PHOTO_DIAMETER)
         return result
 
@@ -188,7 +240,7 @@ class Enhancer:
     def small(self, picture: Picture) -> np.ndarray:
         """The copy of a checked picture that the net sees: (h, w, 3) float32 in [0, 1]."""
         height, width = picture.shape[:2]
-        return small_copy(picture, self.config.estimation_size(height, width), self.config.downsample)
+        return small_copy(picture, self.config.estimation_size(height, width), self.config.downsample, self._pool)
 
     def estimate(self, picture: Picture) -> Curves:
         """Curves for a checked picture (see curves())."""

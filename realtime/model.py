@@ -84,8 +84,7 @@ class DCENet(nn.Module):
         if not self.config.tone:
             n = small.shape[0]
             return alpha, small.new_zeros(n, 3), small.new_ones(n, 3)
-        pooled = torch.cat([x6.mean((2, 3)), x6.amax((2, 3)), small.mean((2, 3)), small.amax((2, 3)),
-                            small.amin((2, 3))], 1)
+        pooled = torch.cat([x6.mean((2, 3)), x6.amax((2, 3)), small.mean((2, 3)), small.amax((2, 3))], 1)
         return (alpha, *tone_parameters(self.tone(pooled), small.mean((2, 3))))
 
 

@@ -146,6 +146,6 @@ class NumpyDCENet:
             return Curves(maps)
         means = small.mean(axis=(1, 2), dtype=np.float64)
         pooled = np.concatenate((x6.mean(axis=(1, 2), dtype=np.float64), x6.max(axis=(1, 2)), means,
-                                 small.max(axis=(1, 2)), small.min(axis=(1, 2))))
+                                 small.max(axis=(1, 2))))
         z = self.state["tone.weight"].astype(np.float64) @ pooled + self.state["tone.bias"]
         return Curves(maps, *tone_parameters(z, means))

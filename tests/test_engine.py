@@ -228,7 +228,10 @@ def test_the_default_model_keeps_the_noise_floor_black_and_stays_monotone(enhanc
     clean[:, 60:] = np.linspace(1, 40, 300)[None, :, None]  # levels 1..40 of a dark frame
     noisy = np.clip(clean + rng.normal(0, 1.5, clean.shape) * np.sqrt(1 + clean / 4), 0, 255).round().astype(np.uint8)
     out = enhancer(noisy).astype(np.float64).mean(axis=(0, 2))  # mean per column
-    assert out[:50].mean() < 8, "the noise floor is lifted to grey"
+    # Near black: no higher than the black of the pictures it was trained towards (LOL's
+    # normal-light references keep their darkest 1 % at a median of 25 levels; the first
+    # default lifted the noise floor of real dark footage by 51-69 levels).
+    assert out[:50].mean() < 30, "the noise floor is lifted to grey"
     columns = out[60:].reshape(-1, 20).mean(axis=1)  # 15 steps of 20 columns along the gradient
     assert (np.diff(columns) > 0).all(), "not monotone along the gradient"
     assert columns[-1] - columns[0] > 100, "the gradient is not brightened"

@@ -8,7 +8,6 @@ import pytest
 
 from conftest import cli
 from realtime import Enhancer
-from realtime.controls import Controls
 from realtime.sources import read_image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -27,7 +26,9 @@ def onnx_model(tmp_path_factory) -> Path:
 def frames() -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(0)
     out = [("1080p", rng.integers(0, 90, (1080, 1920, 3), dtype=np.uint8)),
-           ("odd size", rng.integers(0, 90, (333, 517, 3), dtype=np.uint8))]
+           ("odd size", rng.integers(0, 90, (333, 517, 3), dtype=np.uint8)),
+           ("well lit", rng.integers(60, 250, (360, 640, 3), dtype=np.uint8)),  # the good-light attenuation
+           ("dim", rng.integers(20, 110, (360, 640, 3), dtype=np.uint8))]
     lime = SHARED / "data" / "LIME"
     return out + [(p.name, read_image(p)) for p in sorted(lime.glob("*.bmp"))] if lime.is_dir() else out
 
@@ -37,7 +38,7 @@ def test_onnx_model_runs_in_onnxruntime_like_the_engine(onnx_model):
 
     session = onnxruntime.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
     (name,) = [i.name for i in session.get_inputs()]
-    with Enhancer(backend="cpu", controls=Controls(attenuate=False)) as engine:  # the exported curves: strength 1
+    with Enhancer(backend="cpu") as engine:  # the engine's defaults: what the export computes
         for label, frame in frames():
             out = session.run(None, {name: frame})[0]
             assert out.shape == frame.shape and out.dtype == np.uint8
@@ -54,8 +55,9 @@ def test_torch_export_program_loads_and_runs(tmp_path):
     frame = np.random.default_rng(1).integers(0, 90, (200, 300, 3), dtype=np.uint8)
     with torch.inference_mode():
         out = program(torch.from_numpy(frame)).numpy()
-    with Enhancer(backend="cpu", controls=Controls(attenuate=False)) as engine:
-        assert np.abs(out.astype(int) - engine(frame)).max() <= 2
+    with Enhancer(backend="cpu") as engine:  # noise frame: the tone's clip edge moves a few pixels by 4
+        diff = np.abs(out.astype(int) - engine(frame))
+        assert diff.max() <= 4 and (diff > 2).mean() < 0.001
 
 
 def test_export_errors_are_one_line(tmp_path):

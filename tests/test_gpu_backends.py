@@ -34,9 +34,7 @@ def test_frame_program_matches_the_cpu_engine(net, checkpoint):
     program = FrameProgram(net).eval()
     with torch.inference_mode():
         out = program(torch.from_numpy(frame)).numpy()
-    from realtime.controls import Controls
-
-    with Enhancer(checkpoint, backend="cpu", controls=Controls(attenuate=False)) as enhancer:
+    with Enhancer(checkpoint, backend="cpu") as enhancer:
         ref = enhancer(frame)
     assert np.abs(out.astype(int) - ref).max() <= 2
 

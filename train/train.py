@@ -62,6 +62,7 @@ class TrainConfig:
     denoise_below: int = 64  # dark-region 3x3 denoise before the curves (0 = off); see ModelConfig
     tone: bool = True  # the tone head: black point and gain per channel (see ModelConfig)
     attenuate_good_light: bool = True  # the engine leaves good light alone (realtime.controls)
+    photo_filter: bool = True  # photos get the engine's edge-preserving filter (Enhancer.enhance_photo)
     # paired data
     pair_batch: int = 16
     pair_crop: int = 96  # the losses are computed on a random crop of this size
@@ -292,7 +293,7 @@ def new_net(cfg: TrainConfig) -> DCENet:
     model_cfg = ModelConfig(
         width=cfg.width, conv=cfg.conv, shared_curves=cfg.shared_curves, iterations=cfg.iterations,
         long_side=cfg.long_side, input_gamma=cfg.input_gamma, denoise_below=cfg.denoise_below, tone=cfg.tone,
-        attenuate_good_light=cfg.attenuate_good_light,
+        attenuate_good_light=cfg.attenuate_good_light, photo_filter=cfg.photo_filter,
     )
     print(f"model: {model_cfg}")
     net = DCENet(model_cfg)

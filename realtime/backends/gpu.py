@@ -80,7 +80,7 @@ class FrameProgram(nn.Module):
         strength = self._strength(small)
         corners = self.config.upsample_grid == "corners"
         full = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=corners)[0].clamp(-1, 1)
-        v = self._denoised(x, strength) / 255
+        v = self._denoised(x, torch.floor(strength * 256 + 0.5) / 256) / 255  # curves.denoise_share
         v = ((v - (black[0] * strength)[:, None, None]) * (1 + (gain[0] - 1) * strength)[:, None, None]).clamp(0, 1)
         n = self.config.iterations
         sets = full.shape[0] // 3
