@@ -249,6 +249,17 @@ def strength_scale(clip: Path, args) -> list[dict]:
     return rows
 
 
+def table(args, params: dict, key: str, rows: list[dict], head: str, line) -> int:
+    """Print rows as a markdown table under `head` (one `line(row)` each); write the JSON."""
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for r in rows:
+        print(line(r))
+    if args.json:
+        args.json.write_text(json.dumps({"parameters": params, key: rows}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--follow", action="store_true", help="only measure how fast the curves follow a change of light")
@@ -273,25 +284,15 @@ def main(argv: list[str] | None = None) -> int:
               "read_noise_electrons": args.read_noise, "seed": args.seed, "transfer": "sRGB", "planes": "BT.709 4:2:0"}
     print(f"# dark-footage model: {params}", file=sys.stderr)
     if args.strength_scale:
-        rows = [row for clip in clips for row in strength_scale(clip, args)]
-        print("| clip | factor | strength | mean luma | pure white | any channel at 255 |")
-        print("|---|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['clip']} | {r['factor']:g} | {r['strength']:g} | {r['mean_luma']:.3f} | "
-                  f"{100 * r['pure_white']:.2f} % | {100 * r['any_channel_clipped']:.2f} % |")
-        if args.json:
-            args.json.write_text(json.dumps({"parameters": params, "strength_scale": rows}, indent=2))
-        return 0
+        return table(args, params, "strength_scale", [row for clip in clips for row in strength_scale(clip, args)],
+                     "| clip | factor | strength | mean luma | pure white | any channel at 255 |",
+                     lambda r: f"| {r['clip']} | {r['factor']:g} | {r['strength']:g} | {r['mean_luma']:.3f} | "
+                               f"{100 * r['pure_white']:.2f} % | {100 * r['any_channel_clipped']:.2f} % |")
     if args.follow:
-        rows = [row for clip in clips for row in follow(clip, args)]
-        print("| clip | light | change of mean luma | frames to within 10 % | within 2 % | taken at once as |")
-        print("|---|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['clip']} | {r['light']} | {r['step_luma']:+.1f} | {r['frames_to_10pct']} | "
-                  f"{r['frames_to_2pct']} | {'a cut' if r['cut_detected'] else 'a change of light' if r['light_change_detected'] else 'no (averaged)'} |")
-        if args.json:
-            args.json.write_text(json.dumps({"parameters": params, "follow": rows}, indent=2))
-        return 0
+        return table(args, params, "follow", [row for clip in clips for row in follow(clip, args)],
+                     "| clip | light | change of mean luma | frames to within 10 % | within 2 % | taken at once as |",
+                     lambda r: f"| {r['clip']} | {r['light']} | {r['step_luma']:+.1f} | {r['frames_to_10pct']} | "
+                               f"{r['frames_to_2pct']} | {'a cut' if r['cut_detected'] else 'a change of light' if r['light_change_detected'] else 'no (averaged)'} |")
     rows = []
     for clip in clips:
         clean, fps = read_clip(clip, args.frames)
