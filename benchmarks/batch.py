@@ -23,7 +23,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from realtime.devdata import SHARED
+
 CLI = [sys.executable, "-m", "realtime", "-q", "--crf", "0", "--preset", "ultrafast"]
 
 

@@ -22,9 +22,9 @@ import numpy as np
 from realtime import Enhancer
 from realtime.metrics import darken, read_pairs
 from realtime.sources import read_image
+from realtime.devdata import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 TILE = 300  # width of each picture on the sheet
 
 

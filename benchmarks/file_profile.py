@@ -29,8 +29,8 @@ from realtime import Enhancer
 from realtime.frame import YUVPlanes
 from realtime.sources import VideoFileSource
 from realtime.temporal import VideoEnhancer
+from realtime.devdata import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def cpu_seconds() -> float:

@@ -21,31 +21,10 @@ from pathlib import Path
 
 import av
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from realtime.devdata import SHARED
 
-DRIVER = """
-import sys, time
-from realtime.pipeline import Pipeline
-from realtime.sinks import VideoFileSink
-from realtime.sources import VideoFileSource
-from realtime.temporal import VideoEnhancer
 
-class Report:
-    def __init__(self, fps):
-        self.start, self.fps, self.count = None, fps, 0
-    def write(self, frame):
-        print(frame.index, flush=True)  # the file sink (listed first) has taken it
-        self.start = self.start or time.monotonic()
-        self.count += 1
-        time.sleep(max(0.0, self.start + self.count / self.fps - time.monotonic()))  # a camera's pace
-        return True
-    def close(self, complete=True):
-        pass
-
-source = VideoFileSource(sys.argv[1])
-sink = VideoFileSink(sys.argv[2], source.info, preset=sys.argv[3])
-Pipeline(source, VideoEnhancer(backend="cpu"), [sink, Report(float(sys.argv[4]))], queue_size=2).run()
-"""
+CHILD = Path(__file__).with_name("recording_child.py")
 
 
 def kept_frames(path: Path) -> int:
@@ -70,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for after in args.after:
             out = Path(scratch) / f"rec{after:g}.mkv"
-            child = subprocess.Popen([sys.executable, "-c", DRIVER, str(args.clip), str(out), args.preset, str(fps)],
+            child = subprocess.Popen([sys.executable, str(CHILD), str(args.clip), str(out), args.preset, str(fps)],
                                      stdout=subprocess.PIPE, text=True)
             start, handed = None, 0
             for line in child.stdout:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import socket
@@ -45,7 +44,7 @@ import torch
 
 from realtime import Enhancer
 from realtime.backends import BackendUnavailable
-from realtime.backends.cpu import cpu_count
+from realtime.cores import cpu_count
 from realtime.browser import BOUNDARY, BrowserSink
 from realtime.model import REFERENCE_CONFIGS, DCENet, enhance, load_checkpoint
 from realtime.colour import interpret, rgb_to_yuv
@@ -53,8 +52,8 @@ from realtime.frame import YUVPlanes
 from realtime.pipeline import Pipeline
 from realtime.sources import Frame, read_image
 from realtime.temporal import VideoEnhancer
+from realtime.devdata import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 LIME_SIZES = [(720, 680), (640, 480), (896, 628), (1000, 665), (1039, 789), (640, 429), (640, 480), (640, 480), (1000, 667)]
 STANDARD_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 

@@ -28,9 +28,9 @@ from realtime.controls import Controls
 from realtime.engine import default_weights_path
 from realtime.checkpoint import load_weights
 from realtime.metrics import mean_luma, psnr, read_pairs, ssim, tone
+from realtime.devdata import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 
 
 def score(fn, pairs) -> dict[str, float]:

@@ -48,8 +48,8 @@ from realtime.temporal import VideoEnhancer
 
 from latency import reference_way  # benchmarks/, beside this script
 from quality import gamma
+from realtime.devdata import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BT709 = interpret(1, 1, 1, 1, 1920, 1080)
 
 

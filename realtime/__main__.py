@@ -1,30 +1,14 @@
 """`python -m realtime` and the `realtime-enhance` command.
 
-Signals are handled before anything heavy is imported. Importing NumPy, OpenCV, PyAV and
-Numba takes a moment and cannot be interrupted cleanly (NumPy turns an interrupted import
-into an ImportError with a page of advice), so Ctrl-C and SIGTERM are held back while it
-runs and answered as soon as it ends.
+Signals are handled before anything heavy is imported (realtime.signals says why).
 """
-import signal
 import sys
 
-STOP = {signal.SIGINT, signal.SIGTERM}
-CAN_HOLD = hasattr(signal, "pthread_sigmask")  # not on Windows: there an import may be interrupted
-
-
-def terminate(signum: int, frame: object) -> None:
-    """SIGTERM stops like Ctrl-C (the pipeline drains, the output is finished), on its own
-    handler, so it works even where SIGINT is ignored (a job started in the background)."""
-    raise KeyboardInterrupt
-
-
-def hold(held: bool) -> None:
-    if CAN_HOLD:
-        signal.pthread_sigmask(signal.SIG_BLOCK if held else signal.SIG_UNBLOCK, STOP)
+from .signals import hold, stop_on_sigterm, stop_pending
 
 
 def run() -> int:
-    signal.signal(signal.SIGTERM, terminate)
+    stop_on_sigterm()
     interrupted = "realtime-enhance: interrupted while starting; nothing was written"
     hold(True)
     try:
@@ -32,7 +16,7 @@ def run() -> int:
     except KeyboardInterrupt:  # only where signals cannot be held
         print(interrupted, file=sys.stderr)
         return 130
-    if CAN_HOLD and signal.sigpending() & STOP:
+    if stop_pending():
         print(interrupted, file=sys.stderr)
         return 130  # the held signal dies with the process
     try:

@@ -260,7 +260,9 @@ def _read_safetensors(path: Path) -> tuple[ModelConfig | None, dict, dict]:
 
 
 def _read_torch(path: Path) -> tuple[ModelConfig | None, dict, dict]:
-    import torch
+    from .errors import import_torch
+
+    torch = import_torch(f"{path.name}: reading a PyTorch checkpoint")
 
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)

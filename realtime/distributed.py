@@ -18,22 +18,21 @@ fsspec reads (s3://, gs://, ...) for inputs; outputs are written to shared paths
 """
 from __future__ import annotations
 
-import argparse
 import heapq
 import os
 import sys
 import time
 from pathlib import Path
 
-from .batch import Outcome, worker_args
+from .errors import MissingDependency
+from .runs import FrameReporter, Job, Outcome, Run, RunEngine, Settings, collect
 
 #: Chunks of about this long (s); shorter files are one task.
 CHUNK_SECONDS = 60.0
 #: Frames decoded before a chunk's start to warm the temporal state up (s).
 WARMUP = 1.0
-#: Set to a file path, the first attempt of chunk 1 fails (and makes the file): tests show
-#: that Ray retries it.
-FAIL_ONCE = "REALTIME_ENHANCE_TEST_FAIL_CHUNK_ONCE"
+#: Frames between two progress reports of a task (each is a message to the driver).
+REPORT_EVERY = 25
 
 
 # --- planning (on the driver) ------------------------------------------------------------------
@@ -94,53 +93,29 @@ class Window:
         self.sink.close(complete=True)  # the span is complete once the stop came from `end`
 
 
-def _engine(settings: dict, checkpoint):
-    from .controls import Controls
-    from .engine import Enhancer
-    from .temporal import VideoEnhancer
-
-    controls = Controls(strength=settings["strength"], exposure=settings["exposure"])
-    return VideoEnhancer(Enhancer(checkpoint, backend=settings["backend"], threads=settings["threads"],
-                                  controls=controls), denoise=settings["denoise"])
+def _reporter(progress, key: str) -> FrameReporter:
+    return FrameReporter(lambda frames: progress.put((key, frames)), REPORT_EVERY)
 
 
-def _reporter(progress, key: str):
-    sent = [0]
-
-    def report(frames: int) -> None:
-        if progress is not None and frames - sent[0] >= 25:
-            progress.put((key, frames - sent[0]))
-            sent[0] = frames
-
-    def flush(frames: int) -> None:
-        if progress is not None and frames > sent[0]:
-            progress.put((key, frames - sent[0]))
-
-    return report, flush
-
-
-def enhance_chunk(source: str, part: str, index: int, start: float | None, end: float | None, settings: dict,
+def enhance_chunk(source: str, part: str, start: float | None, end: float | None, settings: Settings,
                   checkpoint, progress) -> int:
     """One chunk of a long file into its part file; returns the frames written."""
     from .pipeline import Pipeline
     from .sinks import VideoFileSink
-    from .sources import VideoFileSource
+    from .sources import SourceError, VideoFileSource
 
-    marker = os.environ.get(FAIL_ONCE)
-    if marker and index == 1 and not Path(marker).exists():
-        Path(marker).touch()
-        raise RuntimeError("a simulated failure of chunk 1's first attempt (the test hook)")
-    video_source = VideoFileSource(source, start=max(0.0, start - WARMUP) if start else None)
-    video_source.info.copied = []  # the join copies audio and subtitles from the original
-    video_source.copied = []
-    sink = VideoFileSink(part, video_source.info, settings["codec"], settings["crf"], settings["preset"],
-                         threads=settings["threads"], reorder=False)
-    report, flush = _reporter(progress, f"{source}#{index}")
-    window = Window(sink, start, end, report)
-    Pipeline(video_source, _engine(settings, checkpoint), [window], settings["queue_size"]).run()
-    flush(sink.frames)
+    video_source = VideoFileSource(source, start=max(0.0, start - WARMUP) if start else None, copy_streams=False)
+    sink = VideoFileSink(part, video_source.info, settings.codec, settings.crf, settings.preset,
+                         threads=settings.threads or 0, reorder=False)
+    report = _reporter(progress, part)
+    engine = RunEngine(settings, checkpoint)
+    try:
+        Pipeline(video_source, engine.video(), [Window(sink, start, end, report)], settings.queue_size).run()
+    finally:
+        engine.close()
+    report.flush()
     if video_source.error and end is None:  # the last chunk meets the file's end, and its damage
-        raise RuntimeError(video_source.error)
+        raise SourceError(video_source.error)
     return sink.frames
 
 
@@ -148,12 +123,12 @@ def join_parts(source: str, parts: list[str], target: str) -> None:
     """The parts' video and the original's other streams, stream-copied into `target`."""
     import av
 
-    from .sinks import _format_of, partial_path
+    from .sinks import container_format, partial_path
     from .sources import COPIED_TYPES
 
     target_path = Path(target)
     partial = partial_path(target_path)
-    with av.open(source) as original, av.open(str(partial), "w", format=_format_of(target_path)) as out:
+    with av.open(source) as original, av.open(str(partial), "w", format=container_format(target_path)) as out:
         readers = [av.open(p) for p in parts]
         try:
             video = out.add_stream_from_template(readers[0].streams.video[0])
@@ -189,60 +164,42 @@ def join_parts(source: str, parts: list[str], target: str) -> None:
         Path(p).unlink(missing_ok=True)
 
 
-def enhance_file(source: str, target: str, settings: dict, checkpoint, progress) -> int:
+def enhance_file(job: Job, settings: Settings, checkpoint, progress) -> int:
     """A whole file (or image) in one task, as a single run would do it."""
-    from .cli import LazyEnhancer, enhance_images, enhance_video
-    from .sinks import ImageSink
-
-    args = argparse.Namespace(**{**settings, "weights": None, "finished": []})
-    engine = LazyEnhancer(args)
-    engine._enhancer = _engine(settings, checkpoint).enhancer
-    report, flush = _reporter(progress, source)
-    written = [0]
-
-    def track(frames: int) -> None:
-        written[0] = frames
-        report(frames)
-
-    args.report = track
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    if Path(source).suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}:
-        if enhance_images([Path(source)], Path(source).parent, ImageSink(path=Path(target)), engine, args):
-            raise RuntimeError(f"{source}: not a readable image")
-        written[0] = 1
-    else:
-        enhance_video(source, Path(target), engine, args, keep_incomplete_partial=True)
-    flush(written[0])
-    return written[0]
+    report = _reporter(progress, str(job.source))
+    run = Run(settings, checkpoint, on_frames=report)
+    try:
+        return run.job(job)
+    finally:
+        report.flush()
+        run.close()
 
 
 # --- the driver ---------------------------------------------------------------------------------------
 
 
-def connect(address: str | None):
+def connect(address: str):
     try:
         import ray
     except ImportError:
-        from .sinks import SinkError
-
-        raise SinkError('--ray needs Ray: pip install "realtime-enhance[ray]"') from None
-    env = {FAIL_ONCE: os.environ[FAIL_ONCE]} if FAIL_ONCE in os.environ else {}
+        raise MissingDependency("--ray needs Ray", "ray") from None
     ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, ignore_reinit_error=True,
-             include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             runtime_env={"env_vars": env} if env else None)
+             include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     return ray
 
 
-def run_on_ray(jobs: list, args: argparse.Namespace, chunk_seconds: float = CHUNK_SECONDS) -> list[Outcome]:
-    """Run folder or file jobs (cli.Job) as Ray tasks; outcomes in the jobs' order."""
-    ray = connect(args.ray)
+def run_on_ray(jobs: list[Job], settings: Settings, address: str = "",
+               chunk_seconds: float = CHUNK_SECONDS) -> list[Outcome]:
+    """Run folder or file jobs as Ray tasks; outcomes in the jobs' order. address: the
+    cluster's ("" for $RAY_ADDRESS or a local one)."""
+    ray = connect(address)
     from ray.util.queue import Queue
 
     from .checkpoint import load_weights
     from .engine import default_weights_path
 
-    settings = {**worker_args(args, 1), "threads": 1}  # a task per core: each single-threaded
-    weights = ray.put(load_weights(args.weights or default_weights_path()))
+    settings = settings.for_worker(threads=1)  # a task per core: each single-threaded
+    weights = ray.put(load_weights(settings.weights or default_weights_path()))
     progress = Queue()
     retries = {"max_retries": 3, "retry_exceptions": True, "num_cpus": 1}
     file_task = ray.remote(**retries)(enhance_file)
@@ -253,14 +210,33 @@ def run_on_ray(jobs: list, args: argparse.Namespace, chunk_seconds: float = CHUN
         source, target = str(job.source), str(job.target)
         starts = chunk_starts(source, chunk_seconds) if job.kind == "video" else [0.0]
         if len(starts) < 2:
-            results.append(file_task.remote(source, target, settings, weights, progress))
+            results.append(file_task.remote(job, settings, weights, progress))
             continue
         ends = starts[1:] + [None]
         parts = [str(part_path(Path(target), i)) for i in range(len(starts))]
-        chunks = [chunk_task.remote(source, part, i, start if i else None, end, settings, weights, progress)
+        chunks = [chunk_task.remote(source, part, start if i else None, end, settings, weights, progress)
                   for i, (part, start, end) in enumerate(zip(parts, starts, ends))]
         results.append(join_task.remote(source, parts, target, *chunks))
-    return _collect(ray, jobs, results, progress, args)
+
+    def poll() -> int:
+        frames = 0
+        while not progress.empty():
+            frames += progress.get_nowait()[1]
+        return frames
+
+    def result(ref) -> int:
+        try:
+            return ray.get(ref)
+        except Exception as exc:  # a task that failed after its retries: its own error, not Ray's wrapper
+            cause = getattr(exc, "cause", None)
+            raise (cause if isinstance(cause, Exception) else exc) from None
+
+    def cancel(refs: list) -> None:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+
+    return collect(jobs, dict(zip(results, range(len(jobs)))),
+                   lambda refs: ray.wait(refs, num_returns=1, timeout=0.2)[0], result, poll, cancel, settings.quiet)
 
 
 def _join_after(source: str, parts: list[str], target: str, *frames: int) -> int:
@@ -269,43 +245,11 @@ def _join_after(source: str, parts: list[str], target: str, *frames: int) -> int
     return int(sum(frames))
 
 
-def _collect(ray, jobs: list, results: list, progress, args) -> list[Outcome]:
-    from .batch import _bar, frame_total
-
-    bar = _bar(frame_total(jobs), len(jobs), args)
-    outcomes = {i: Outcome(job.source, job.target) for i, job in enumerate(jobs)}
-    pending = dict(zip(results, range(len(jobs))))
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
-            while not progress.empty():
-                _, frames = progress.get_nowait()
-                if bar is not None:
-                    bar.update(frames)
-            for ref in done:
-                index = pending.pop(ref)
-                try:
-                    outcomes[index].frames = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - a file that failed after its retries
-                    cause = getattr(exc, "cause", None) or exc
-                    outcomes[index].error = f"{jobs[index].source}: {str(cause).splitlines()[-1]}"
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    return [outcomes[i] for i in range(len(jobs))]
-
-
-def run_file_on_ray(source: str, target: Path, args: argparse.Namespace) -> Outcome:
+def run_file_on_ray(source: Path, target: Path, settings: Settings, address: str = "") -> Outcome:
     """`realtime-enhance LONG.mp4 -o OUT.mp4 --ray`: one file, in chunks across the cluster."""
-    from .cli import Job
-
     start = time.monotonic()
-    (outcome,) = run_on_ray([Job(Path(source), target, "video")], args)
-    if not args.quiet and not outcome.error:
+    (outcome,) = run_on_ray([Job(source, target, "video")], settings, address)
+    if not settings.quiet and not outcome.error:
         print(f"{source} -> {target}: {outcome.frames} frames in {time.monotonic() - start:.1f} s (Ray)",
               file=sys.stderr)
     return outcome

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from .backends import Backend, select_backend
-from .backends.cpu import cpu_count
+from .cores import cpu_count
 from .checkpoint import Checkpoint, load_weights
 from .controls import LUMA, Controls, curve_small, effective_strength
 from .curves import CurveApplier, Curves, row_bands

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError, load_weights
+from .errors import MissingDependency, import_torch
 
 log = logging.getLogger("realtime")
 FORMATS = ("onnx", "torch-export")
@@ -100,19 +101,18 @@ def main(argv: list[str]) -> int:
         print(f"realtime-enhance: error: {args.output.parent}: no such folder", file=sys.stderr)
         return 1
     try:
+        import_torch("the export", "onnx" if kind == "onnx" else "torch")
         module = program(args.weights)
         if kind == "onnx":
             try:
                 import onnx  # noqa: F401
                 import onnxscript  # noqa: F401
             except ImportError:
-                print('realtime-enhance: error: ONNX export needs onnx and onnxscript: pip install "realtime-enhance[onnx]"',
-                      file=sys.stderr)
-                return 1
+                raise MissingDependency("ONNX export needs onnx and onnxscript", "onnx") from None
             export_onnx(module, args.output, args.opset)
         else:
             export_torch(module, args.output)
-    except CheckpointError as exc:
+    except (CheckpointError, MissingDependency) as exc:
         print(f"realtime-enhance: error: {exc}", file=sys.stderr)
         return 1
     print(f"realtime-enhance: wrote {args.output} ({kind}: (H, W, 3) uint8 RGB in and out, H and W from 64 to 4096)",

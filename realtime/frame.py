@@ -134,3 +134,27 @@ class Frame:
 def as_rgb(picture: Picture) -> np.ndarray:
     """A picture as (H, W, 3) uint8 RGB, for windows, JPEG and images."""
     return picture.to_rgb() if isinstance(picture, YUVPlanes) else picture
+
+
+@dataclass
+class StreamInfo:
+    """What a sink needs to know of the video it is given.
+
+    colour/bits: the planes' description (None for RGB sources). copied: the input's
+    streams to copy unchanged (their packets arrive on the frames)."""
+
+    width: int
+    height: int
+    fps: float
+    time_base: Fraction | None
+    colour: ColourDescription | None = None
+    bits: int = 8
+    field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced
+    sample_aspect_ratio: Fraction | None = None
+    metadata: dict = field(default_factory=dict)  # the container's (title, creation time, ...)
+    stream_metadata: dict = field(default_factory=dict)
+    copied: list = field(default_factory=list)
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order > 1

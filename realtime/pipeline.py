@@ -20,7 +20,7 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-from .sources import Frame
+from .frame import Frame
 
 END = object()  # end of stream, passed down the queues
 POLL = 0.05  # seconds a blocked put/get waits before rechecking the abort flag

@@ -19,8 +19,8 @@ import numpy as np
 
 from .colour import RANGE_UNSPECIFIED, SPACE_SMPTE170M, UNSPECIFIED, ColourDescription, interpret
 from .curves import convert_planes
-from .frame import Frame, Picture, YUVPlanes, as_rgb, plane_view
-from .sources import StreamInfo
+from .errors import MissingDependency
+from .frame import Frame, Picture, StreamInfo, YUVPlanes, as_rgb, plane_view
 
 log = logging.getLogger("realtime")
 
@@ -143,7 +143,7 @@ class VideoFileSink:
             options = {"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1",
                        "max_interleave_delta": str(CLUSTER_MS * 200)}
         try:
-            self.container = av.open(str(self.target), mode="w", format=_format_of(self.path), options=options)
+            self.container = av.open(str(self.target), mode="w", format=container_format(self.path), options=options)
         except (av.error.FFmpegError, ValueError) as exc:
             raise SinkError(f"{self.path}: cannot write this kind of file ({exc})") from None
         try:
@@ -365,7 +365,7 @@ class VideoFileSink:
             self.target.unlink(missing_ok=True)
 
 
-def _format_of(path: Path) -> str | None:
+def container_format(path: Path) -> str | None:
     """The muxer for an output name (the partial name has the same extension)."""
     return {".mkv": "matroska", ".mka": "matroska", ".webm": "webm"}.get(path.suffix.lower())
 
@@ -536,7 +536,7 @@ class VirtualCameraSink:
         try:
             import pyvirtualcam
         except ImportError:
-            raise SinkError('the virtual camera needs pyvirtualcam: pip install "realtime-enhance[virtualcam]"') from None
+            raise MissingDependency("the virtual camera needs pyvirtualcam", "virtualcam") from None
         try:
             self.camera = pyvirtualcam.Camera(width, height, fps or 30, fmt=pyvirtualcam.PixelFormat.RGB, device=device)
         except (RuntimeError, ValueError) as exc:

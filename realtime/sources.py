@@ -16,7 +16,7 @@ import platform
 import stat
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -25,12 +25,13 @@ import av
 import cv2
 import numpy as np
 
-from .colour import ColourDescription, interpret
-from .frame import Frame, YUVPlanes, has_420_planes, plane_view
+from .colour import interpret
+from .frame import Frame, StreamInfo, YUVPlanes, has_420_planes, plane_view
 
 log = logging.getLogger("realtime")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg", ".gif"}
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "/dev/video")
 COPIED_TYPES = ("audio", "subtitle")
 STDIN = "-"
@@ -40,31 +41,28 @@ class SourceError(RuntimeError):
     """The input cannot be opened or read; the message is meant for the user."""
 
 
-@dataclass
-class StreamInfo:
-    """What a sink needs to know of the video it is given.
-
-    colour/bits: the planes' description (None for RGB sources). copied: the input's
-    streams to copy unchanged (their packets arrive on the frames)."""
-
-    width: int
-    height: int
-    fps: float
-    time_base: Fraction | None
-    colour: ColourDescription | None = None
-    bits: int = 8
-    field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced
-    sample_aspect_ratio: Fraction | None = None
-    metadata: dict = field(default_factory=dict)  # the container's (title, creation time, ...)
-    stream_metadata: dict = field(default_factory=dict)
-    copied: list = field(default_factory=list)
-
-    @property
-    def interlaced(self) -> bool:
-        return self.field_order > 1
-
-
 # --- video files ---------------------------------------------------------------------------
+
+
+def announced_frames(container, stream) -> int:
+    """Frames a video stream's header announces (0 when it says nothing): its frame count,
+    else its duration, else the container's, times the frame rate. For progress bars."""
+    fps = float(stream.average_rate or stream.guessed_rate or 30)
+    if stream.frames:
+        return stream.frames
+    if stream.duration:
+        return int(stream.duration * stream.time_base * fps)
+    return int(container.duration / av.time_base * fps) if container.duration else 0
+
+
+def estimate_frames(path: Path) -> int:
+    """announced_frames of a file, without opening a decoder; 0 when it cannot be read
+    (whoever reads it next will say what is wrong with it)."""
+    try:
+        with av.open(str(path)) as container:
+            return announced_frames(container, container.streams.video[0])
+    except Exception:  # noqa: BLE001 - see above
+        return 0
 
 
 def _mp4_without_index(path: Path) -> bool:
@@ -154,8 +152,10 @@ class VideoFileSource:
 
     live = False
 
-    def __init__(self, spec: str | Path, start: float | None = None) -> None:
-        """start: begin at the keyframe at or before this time (s), as a chunk of a longer run."""
+    def __init__(self, spec: str | Path, start: float | None = None, copy_streams: bool = True) -> None:
+        """start: begin at the keyframe at or before this time (s), as a chunk of a longer run.
+        copy_streams: carry the audio, subtitles and cover art on the frames (a chunk's join
+        copies them from the original instead)."""
         self.spec = str(spec)
         self.label = "stdin" if self.spec == STDIN else self.spec
         self.container = _open_input(self.spec)
@@ -172,16 +172,13 @@ class VideoFileSource:
         self.width, self.height = cc.width, cc.height
         self.time_base = self.stream.time_base
         self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 30)
-        self.frame_count = self.stream.frames or (
-            int(self.stream.duration * self.time_base * self.fps) if self.stream.duration else 0)
-        if not self.frame_count and self.container.duration:
-            self.frame_count = int(self.container.duration / av.time_base * self.fps)
+        self.frame_count = announced_frames(self.container, self.stream)
         self.colour = interpret(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc,
                                 self.width, self.height, (cc.pix_fmt or "").startswith("yuvj"))
         self.bits = _bits(cc.pix_fmt)
-        self.copied = [s for s in self.container.streams
-                       if s.type in COPIED_TYPES or (s.type == "video" and s is not self.stream
-                                                     and s.disposition & av.stream.Disposition.attached_pic)]
+        self.copied = [s for s in self.container.streams if copy_streams and (
+                       s.type in COPIED_TYPES or (s.type == "video" and s is not self.stream
+                                                     and s.disposition & av.stream.Disposition.attached_pic))]
         self.info = StreamInfo(self.width, self.height, self.fps, self.time_base, self.colour, self.bits,
                                cc.field_order or 0, self.stream.sample_aspect_ratio,
                                dict(self.container.metadata), dict(self.stream.metadata), self.copied)

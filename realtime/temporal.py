@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from .curves import Curves, row_bands
-from .engine import PARALLEL_PIXELS, Enhancer, as_rgb_frame
+from .engine import Enhancer, as_rgb_frame
 from .frame import Picture, YUVPlanes
 
 #: The average is kept in codes × SCALE (4 fraction bits).

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import cli
+from helpers import cli
 from realtime.browser import BrowserSink
 from realtime.controls import Controls
 from realtime.sources import Frame

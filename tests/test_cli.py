@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import audio_packets, cli, make_clip, video_indices, video_means, video_times
+from helpers import audio_packets, cli, make_clip, video_indices, video_means, video_times
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

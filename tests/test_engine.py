@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import cli, need_shared
+from helpers import cli, need_shared
 from realtime import Enhancer, ModelConfig
-from realtime.curves import CurveApplier, Curves, curve_float64, linear_taps
+from realtime.curves import CurveApplier, Curves, linear_taps
 from realtime.engine import default_weights_path
 from realtime.model import (
     REFERENCE_CONFIGS, CheckpointError, DCENet, denoise_dark, enhance, flush_denormals, from_checkpoint, infer_config,
-    load_checkpoint, load_weights, save_checkpoint,
+    load_checkpoint, save_checkpoint,
 )
 from realtime.sources import read_image
 

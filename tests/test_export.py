@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import cli
+from helpers import cli
 from realtime import Enhancer
 from realtime.sources import read_image
+from realtime.devdata import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 @pytest.fixture(scope="module")

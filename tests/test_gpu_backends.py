@@ -13,10 +13,7 @@ from realtime.backends.gpu import FrameProgram, engine_cache_key, export_program
 from realtime.engine import default_weights_path
 from realtime.model import DCENet, ModelConfig, from_checkpoint, load_weights, to_checkpoint
 
-from conftest import cli
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
+from helpers import cli
 
 @pytest.fixture(scope="module")
 def checkpoint():
@@ -98,7 +95,6 @@ def test_cli_asking_for_an_unavailable_backend_exits_2(tmp_path):
 
 
 @pytest.mark.gpu
-@cuda
 @pytest.mark.parametrize("backend", ["cuda", "tensorrt"])
 def test_gpu_backend_matches_cpu_engine(backend):
     rng = np.random.default_rng(3)

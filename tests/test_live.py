@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import cli, need_shared
+from helpers import cli, need_shared
 from realtime import Enhancer
 from realtime.browser import BrowserSink
 from realtime.controls import Controls
@@ -26,6 +26,7 @@ from realtime.metrics import mean_luma
 from realtime.pipeline import Pipeline
 from realtime.sources import Frame, read_image
 from realtime.temporal import VideoEnhancer
+from realtime.devdata import SHARED
 
 
 
@@ -39,7 +40,7 @@ def dark_frame(seed: int = 0, height: int = 180, width: int = 320) -> np.ndarray
 
 def test_strength_zero_is_the_input_and_strength_orders_brightness():
     frames = [dark_frame(seed) for seed in range(3)]
-    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "LIME"
+    folder = SHARED / "data" / "LIME"
     frames += [read_image(p) for p in sorted(folder.glob("*.bmp"))] if folder.is_dir() else []
     with Enhancer(backend="cpu") as enhancer:
         for frame in frames:

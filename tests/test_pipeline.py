@@ -8,11 +8,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from conftest import audio_packets, make_clip, video_indices, video_means, video_times
+from helpers import audio_packets, make_clip, video_indices, video_means, video_times
 from realtime import Enhancer
 from realtime.pipeline import FrameQueue, Pipeline
 from realtime.sinks import VideoFileSink
-from realtime.sources import Frame, StreamInfo, VideoFileSource
+from realtime.frame import Frame, StreamInfo
+from realtime.sources import VideoFileSource
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ Each test builds its own hostile case; the numbers refer to the classes of issue
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import audio_packets, cli, damage, decodable, make_clip, remux, video_indices, video_times
+from helpers import audio_packets, cli, damage, decodable, make_clip, remux, video_indices, video_times
 from realtime import Enhancer
 
 
@@ -153,27 +152,8 @@ def test_a_still_or_cover_art_is_not_taken_for_the_video(tmp_path, suffix):
 
 # --- 5. a hard kill of a Matroska recording ------------------------------------------------------------
 
-KILL_DRIVER = """
-import sys
-from realtime import Enhancer
-from realtime.pipeline import Pipeline
-from realtime.sinks import VideoFileSink
-from realtime.sources import VideoFileSource
-
-import time
-
-class Report:
-    def write(self, frame):
-        print(frame.index, flush=True)  # after the file sink took it: handed to the encoder
-        time.sleep(1 / 48)  # a recording arrives at a camera's pace
-        return True
-    def close(self, complete=True):
-        pass
-
-source = VideoFileSource(sys.argv[1])
-sink = VideoFileSink(sys.argv[2], source.info, preset="ultrafast")
-Pipeline(source, Enhancer(backend="cpu"), [sink, Report()], queue_size=2).run()
-"""
+#: The recording that is killed (shared with benchmarks/kill_loss.py).
+RECORDING = Path(__file__).resolve().parents[1] / "benchmarks" / "recording_child.py"
 
 
 @pytest.mark.slow
@@ -182,7 +162,7 @@ def test_a_hard_kill_loses_at_most_about_a_second_of_matroska(tmp_path):
     make_clip(src, frames=400, size=(320, 180), fps=24, audio=True)
     for seconds in (1.5, 3.0):
         dst = tmp_path / f"rec{seconds}.mkv"
-        proc = subprocess.Popen([sys.executable, "-c", KILL_DRIVER, str(src), str(dst)], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, str(RECORDING), str(src), str(dst), "ultrafast", "48"], stdout=subprocess.PIPE,
                                 text=True)
         start, last = None, -1
         for line in proc.stdout:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import cli
+from helpers import cli
 from realtime import Enhancer
 from realtime.colour import interpret, rgb_to_yuv
 from realtime.curves import Curves

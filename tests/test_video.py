@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import as_player_shows, cli, identity_weights, make_tagged_clip, need_shared, tags
+from helpers import as_player_shows, cli, identity_weights, make_tagged_clip, need_shared, tags
 from realtime import Enhancer
 from realtime.colour import interpret, rgb_to_yuv, to_uint8_rgb, yuv_to_rgb
 from realtime.frame import YUVPlanes

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..curves import Curves  # noqa: F401  (the protocol's return type)
+from ..errors import install_hint
 
 log = logging.getLogger("realtime")
 
@@ -59,8 +60,14 @@ def select_backend(name: str, checkpoint: Checkpoint) -> Backend:
             log.info("backend cpu (auto; %s)", why)
             return CPUBackend(checkpoint)
         raise BackendUnavailable(f"{name}: {why}")
-    from . import gpu
-
+    try:
+        from . import gpu
+    except ImportError as exc:  # PyTorch (or its CUDA build) is not installed
+        why = f"the GPU backends need PyTorch ({exc.name} is missing): {install_hint('gpu')}"
+        if name == "auto":
+            log.info("backend cpu (auto; %s)", why)
+            return CPUBackend(checkpoint)
+        raise BackendUnavailable(f"{name}: {why}") from None
     if name == "auto":
         reasons = []
         for candidate in ("tensorrt", "cuda"):

@@ -1,21 +1,12 @@
 """CPU backend: the DCE-Net on the CPU, in Numba for small copies, in PyTorch for large ones."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..curves import Curves
+from ..errors import import_torch
 from ..netcpu import MAX_PIXELS, NumpyDCENet
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class CPUBackend:
@@ -36,8 +27,7 @@ class CPUBackend:
         return self._large(small)
 
     def _large(self, small: np.ndarray) -> Curves:
-        import torch
-
+        torch = import_torch("a model that sees a copy this large")
         from ..model import from_checkpoint
 
         if self._torch_net is None:

@@ -22,6 +22,7 @@ from torch import nn
 from ..checkpoint import Checkpoint
 from ..controls import LIGHT_FULL, LIGHT_NONE, LUMA
 from ..curves import Curves
+from ..errors import install_hint
 from ..model import DCENet, from_checkpoint
 from . import BackendUnavailable
 
@@ -249,7 +250,7 @@ def availability(name: str) -> str | None:
             import tensorrt  # noqa: F401
             import torch_tensorrt  # noqa: F401
         except ImportError as exc:
-            return f"tensorrt: torch-tensorrt is not installed ({exc.name}); pip install 'realtime-enhance[tensorrt]'"
+            return f"tensorrt: torch-tensorrt is not installed ({exc.name}); {install_hint('tensorrt')}"
     return None
 
 
