@@ -4,7 +4,7 @@ Signals are handled before anything heavy is imported (realtime.signals says why
 """
 import sys
 
-from .signals import hold, stop_on_sigterm, stop_pending
+from .signals import exit_status, hold, stop_on_sigterm, stop_pending
 
 
 def run() -> int:
@@ -22,8 +22,8 @@ def run() -> int:
     try:
         hold(False)
         return main()
-    except KeyboardInterrupt:  # between main's own handlers (they say what was written)
-        return 130
+    except KeyboardInterrupt as stop:  # between main's own handlers (they say what was written)
+        return exit_status(stop)
     finally:
         hold(True)  # the run is over: a late Ctrl-C must not turn its exit status into a traceback
 

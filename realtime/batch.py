@@ -11,7 +11,9 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import time
+from pathlib import Path
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from .cores import cpu_count
@@ -24,11 +26,26 @@ def threads_per_worker(jobs: int) -> int:
 
 # --- in the worker processes -------------------------------------------------------------------
 
+
+def end_with_parent(parent: int) -> None:
+    """A worker must not outlive the run: on Linux the kernel sends it SIGTERM when its
+    parent dies, even by SIGKILL (prctl PR_SET_PDEATHSIG); elsewhere the pool's own
+    broken-pipe handling ends it once the parent's queues are gone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
 _worker: dict = {}
 
 
-def _start_worker(settings: Settings, progress: "multiprocessing.Queue") -> None:
+def _start_worker(settings: Settings, progress: "multiprocessing.Queue", parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides; it ends the pool
+    end_with_parent(parent)
     _worker.update(settings=settings, progress=progress, run=Run(settings))
 
 
@@ -46,8 +63,10 @@ def _enhance(index: int, job: Job) -> int:
 # --- in the main process ---------------------------------------------------------------------------
 
 
-def run_in_processes(jobs: list[Job], settings: Settings, workers: int) -> list[Outcome]:
-    """Run `jobs` in `workers` processes; one bar on stderr for all of them."""
+def run_in_processes(jobs: list[Job], settings: Settings, workers: int,
+                     finished: list[Path] | None = None) -> list[Outcome]:
+    """Run `jobs` in `workers` processes; one bar on stderr for all of them. finished:
+    each output is added as soon as it is done."""
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads or locks
     progress = context.Queue()
 
@@ -60,16 +79,16 @@ def run_in_processes(jobs: list[Job], settings: Settings, workers: int) -> list[
                 return frames
 
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(settings.for_worker(threads_per_worker(workers)), progress)) as pool:
+                             initargs=(settings.for_worker(threads_per_worker(workers)), progress, os.getpid())) as pool:
         pending: dict[Future, int] = {pool.submit(_enhance, i, job): i for i, job in enumerate(jobs)}
 
         def cancel(futures: list[Future]) -> None:
-            for future in futures:
-                future.cancel()
+            # No Future.cancel(): the pool marks every future broken once its workers are
+            # gone, and Python 3.11's pool fails on one that was cancelled before that.
             _stop_workers()
 
         return collect(jobs, pending, lambda futures: wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)[0],
-                       Future.result, poll, cancel, settings.quiet)
+                       Future.result, poll, cancel, settings.quiet, finished)
 
 
 def _stop_workers() -> None:

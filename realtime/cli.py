@@ -17,8 +17,8 @@ from .backends import BACKENDS, BackendUnavailable
 from .checkpoint import CheckpointError
 from .controls import MAX_STRENGTH
 from .errors import MissingDependency, RunError
-from .runs import Run, Settings, UsageError, check_not_input, job_kind
-from .signals import stop_on_sigterm
+from .runs import Run, Settings, UsageError, check_not_input, job_kind, tell
+from .signals import exit_status, stop_on_sigterm
 from .sinks import CRF_CODECS, X26X_PRESETS, SinkError, VirtualCameraSink, default_codec
 from .sources import IMAGE_SUFFIXES, STDIN, SourceError, is_live
 
@@ -242,6 +242,8 @@ def dispatch(args: argparse.Namespace, run: Run) -> None:
 def interrupted(run: Run | None) -> str:
     """What an interruption leaves, said truthfully."""
     written = [p for p in (run.finished if run else []) if p.exists()]
+    if len(written) > 1:
+        return f"interrupted; {len(written)} files were finished and play (the last: {written[-1]})"
     if written:
         return f"interrupted; {written[-1]} was finished and plays, with every frame enhanced so far"
     return "interrupted; nothing was written"
@@ -267,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(settings_from(args))
         dispatch(args, run)
         return EXIT_OK
-    except KeyboardInterrupt:
-        print(f"realtime-enhance: {interrupted(run)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        tell(f"realtime-enhance: {interrupted(run)}")
+        return exit_status(stop)
     except UsageError as exc:
         print(f"realtime-enhance: error: {exc} (see --help)", file=sys.stderr)
         return EXIT_USAGE

@@ -188,8 +188,8 @@ def connect(address: str):
     return ray
 
 
-def run_on_ray(jobs: list[Job], settings: Settings, address: str = "",
-               chunk_seconds: float = CHUNK_SECONDS) -> list[Outcome]:
+def run_on_ray(jobs: list[Job], settings: Settings, address: str = "", chunk_seconds: float = CHUNK_SECONDS,
+               finished: list[Path] | None = None) -> list[Outcome]:
     """Run folder or file jobs as Ray tasks; outcomes in the jobs' order. address: the
     cluster's ("" for $RAY_ADDRESS or a local one)."""
     ray = connect(address)
@@ -236,7 +236,8 @@ def run_on_ray(jobs: list[Job], settings: Settings, address: str = "",
             ray.cancel(ref, force=True)
 
     return collect(jobs, dict(zip(results, range(len(jobs)))),
-                   lambda refs: ray.wait(refs, num_returns=1, timeout=0.2)[0], result, poll, cancel, settings.quiet)
+                   lambda refs: ray.wait(refs, num_returns=1, timeout=0.2)[0], result, poll, cancel, settings.quiet,
+                   finished)
 
 
 def _join_after(source: str, parts: list[str], target: str, *frames: int) -> int:

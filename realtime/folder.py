@@ -105,15 +105,14 @@ def run_parallel(jobs: list[Job], run: Run, workers: int, ray: str | None) -> in
     if ray is not None:
         from .distributed import run_on_ray
 
-        outcomes = run_on_ray(jobs, run.settings, ray)
+        outcomes = run_on_ray(jobs, run.settings, ray, finished=run.finished)
     else:
         from .batch import run_in_processes
 
-        outcomes = run_in_processes(jobs, run.settings, workers)
+        outcomes = run_in_processes(jobs, run.settings, workers, run.finished)
     failed = [o for o in outcomes if o.error]
     for outcome in failed:
         log.warning("%s", outcome.error)
-    run.finished.extend(o.target for o in outcomes if not o.error)
     say_done(outcomes, len(jobs), start, run.settings.quiet)
     return len(failed)
 

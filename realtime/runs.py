@@ -24,6 +24,15 @@ from .sources import IMAGE_SUFFIXES, STDIN, VIDEO_SUFFIXES, CameraSource, DemoSo
 log = logging.getLogger("realtime")
 
 
+def tell(line: str) -> None:
+    """A line for the user on stderr; said nowhere when stderr is gone (the terminal was
+    closed: SIGHUP), so that the run still finishes its files."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 class UsageError(Exception):
     """The request cannot be carried out as asked (exit status 2); the message says why."""
 
@@ -157,7 +166,10 @@ class Progress:
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
+            try:
+                self.bar.close()
+            except (OSError, ValueError):  # stderr is gone (SIGHUP)
+                pass
             self.bar = None
 
 
@@ -221,7 +233,7 @@ class Run:
             return pipeline.run(on_tick=tick)
         except KeyboardInterrupt:
             progress.close()
-            print(f"realtime-enhance: {label}: interrupted after {pipeline.stats.written} frames", file=sys.stderr)
+            tell(f"realtime-enhance: {label}: interrupted after {pipeline.stats.written} frames")
             raise
         finally:
             progress.close()
@@ -371,20 +383,22 @@ def failure_text(job: Job, exc: BaseException) -> str:
 
 
 def collect(jobs: list[Job], pending: dict, wait: Callable[[list], Iterable], result: Callable,
-            poll: Callable[[], int], cancel: Callable[[list], None], quiet: bool) -> list[Outcome]:
+            poll: Callable[[], int], cancel: Callable[[list], None], quiet: bool,
+            finished: list[Path] | None = None) -> list[Outcome]:
     """The parallel drivers' loop: wait for the jobs' tasks, show the frames their workers
     report, turn each task's result into an Outcome (its frames, or its error's line); on
     Ctrl-C cancel what is left.
 
     pending: task -> index in jobs. wait(tasks) -> the finished ones (waits at most ~0.2 s);
     result(task) -> frames, or raises the task's error; poll() -> frames reported since
-    the last call."""
+    the last call. finished: each output is added as soon as its job succeeds (an
+    interrupted run can say what it finished)."""
     from .sources import estimate_frames
 
     total = sum(1 if job.kind == "image" else estimate_frames(job.source) for job in jobs)
     progress = Progress(total, f"{len(jobs)} files", not quiet)
     outcomes = {i: Outcome(job.source, job.target) for i, job in enumerate(jobs)}
-    finished = 0
+    files_done = 0
     try:
         while pending:
             done = wait(list(pending))
@@ -393,11 +407,20 @@ def collect(jobs: list[Job], pending: dict, wait: Callable[[list], Iterable], re
                 index = pending.pop(task)
                 try:
                     outcomes[index].frames = result(task)
+                    if finished is not None:
+                        finished.append(jobs[index].target)
                 except Exception as exc:  # noqa: BLE001 - reported with its file; the others go on
                     outcomes[index].error = failure_text(jobs[index], exc)
-                finished += 1
-                progress.note(files=f"{finished}/{len(jobs)}")
+                files_done += 1
+                progress.note(files=f"{files_done}/{len(jobs)}")
     except KeyboardInterrupt:
+        for task in wait(list(pending)):  # finished while the signal came: they count
+            try:
+                result(task)
+            except Exception:  # noqa: BLE001 - it failed; nothing to count
+                continue
+            if finished is not None:
+                finished.append(jobs[pending[task]].target)
         cancel(list(pending))
         raise
     finally:

@@ -10,18 +10,35 @@ from __future__ import annotations
 
 import signal
 
-STOP = {signal.SIGINT, signal.SIGTERM}
+#: SIGTERM (a service manager, `kill`) and SIGHUP (the terminal or ssh session closed)
+#: stop a run as Ctrl-C does.
+ENDING = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+STOP = {signal.SIGINT, *ENDING}
 CAN_HOLD = hasattr(signal, "pthread_sigmask")  # not on Windows: there an import may be interrupted
 
 
+class Stopped(KeyboardInterrupt):
+    """A stop asked for by a signal other than Ctrl-C; `signum` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def terminate(signum: int, frame: object) -> None:
-    """SIGTERM stops like Ctrl-C, on its own handler, so it works even where SIGINT is
-    ignored (a job started in the background)."""
-    raise KeyboardInterrupt
+    """SIGTERM and SIGHUP stop like Ctrl-C, on their own handler, so that they work even
+    where SIGINT is ignored (a job started in the background)."""
+    raise Stopped(signum)
 
 
 def stop_on_sigterm() -> None:
-    signal.signal(signal.SIGTERM, terminate)
+    for signum in ENDING:
+        signal.signal(signum, terminate)
+
+
+def exit_status(stop: KeyboardInterrupt) -> int:
+    """129 for SIGHUP (128 + its number, as shells report it), else 130 (interrupted)."""
+    return 129 if getattr(stop, "signum", None) == getattr(signal, "SIGHUP", None) else 130
 
 
 def hold(held: bool) -> None:

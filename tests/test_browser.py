@@ -145,6 +145,7 @@ def test_body_limits_hold(server):
     assert rss_mb() - before < 20 and controls.strength == 1.0
 
 
+@pytest.mark.slow
 def test_half_sent_requests_are_closed(server):
     sink, _ = server
     sockets = []

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -146,6 +147,7 @@ def interrupt_halfway(tmp_path, send) -> tuple[subprocess.Popen, str, float]:
     return proc, err, time.monotonic() - sent
 
 
+@pytest.mark.slow
 def test_sigint_halfway_leaves_a_playable_file(tmp_path):
     proc, err, seconds = interrupt_halfway(tmp_path, lambda p: p.send_signal(signal.SIGINT))
     assert seconds < 2.0
@@ -156,12 +158,82 @@ def test_sigint_halfway_leaves_a_playable_file(tmp_path):
     assert 0 < reported <= len(frames) < 600 and frames == list(range(len(frames)))
 
 
+@pytest.mark.slow
 def test_sigterm_also_stops_cleanly(tmp_path):
     proc, err, seconds = interrupt_halfway(tmp_path, lambda p: p.terminate())
     assert proc.returncode == 130, err
     assert seconds < 2.0 and len(video_times(tmp_path / "o.mp4")) > 0
 
 
+@pytest.mark.slow
+def test_sighup_closing_the_terminal_stops_cleanly_with_129(tmp_path):
+    proc, err, seconds = interrupt_halfway(tmp_path, lambda p: p.send_signal(signal.SIGHUP))
+    assert proc.returncode == 129, err
+    assert "Traceback" not in err
+    frames = video_indices(tmp_path / "o.mp4")
+    assert seconds < 2.0 and 0 < len(frames) < 600 and frames == list(range(len(frames)))
+
+
+def start_folder_run(tmp_path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """A folder of eight clips run with two workers; returns once the first output is finished."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(8):
+        make_clip(folder / f"c{i}.mp4", frames=150 if i else 20, size=(320, 240), audio=False)
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(folder), "-o", str(out), "--jobs", "2", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not finished_outputs(out) and proc.poll() is None:
+        time.sleep(0.05)
+    return proc, out
+
+
+def finished_outputs(out: Path) -> list[Path]:
+    return sorted(p for p in out.glob("c*.mp4") if ".partial" not in p.name)
+
+
+def children(pid: int) -> list[int]:
+    """Every process whose parent is `pid` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_folder_run_says_what_was_finished(tmp_path):
+    proc, out = start_folder_run(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    finished = finished_outputs(out)
+    assert finished and "nothing was written" not in err and "Traceback" not in err and "Exception" not in err, err
+    assert str(finished[0].name) in err or f"{len(finished)} files were finished" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+@pytest.mark.slow
+def test_workers_end_with_their_parent_even_on_sigkill(tmp_path):
+    proc, _ = start_folder_run(tmp_path)
+    workers = children(proc.pid)
+    assert workers, "the run has worker processes"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 2
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                 and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
+    assert not alive, f"still running 2 s after their parent was killed: {alive}"
+
+
+@pytest.mark.slow
 def test_image_and_folder_modes(tmp_path):
     shots = tmp_path / "shots"
     (shots / "sub").mkdir(parents=True)
@@ -184,6 +256,7 @@ def test_image_and_folder_modes(tmp_path):
     assert len(video_times(out / "sub" / "c.mp4")) == 6
 
 
+@pytest.mark.slow
 def test_demo_needs_no_media(tmp_path):
     result = cli("--demo", "-o", str(tmp_path / "demo.mp4"), "-q")
     assert result.returncode == 0, result.stderr

@@ -137,6 +137,7 @@ def _official_float64(state: dict, image: np.ndarray, plus_plus: bool) -> np.nda
 
 @pytest.mark.parametrize("picture", ["1.bmp", "3.bmp"])  # dark; brighter (the good-light attenuation must not touch it)
 @pytest.mark.parametrize("name,plus_plus", [("zero_dce", False), ("zero_dce_pp", True)])
+@pytest.mark.slow
 def test_reference_checkpoints_reproduce_the_published_computation(name, plus_plus, picture, tmp_path):
     path = need_shared("reference-weights", f"{name}.pth")
     image = read_image(need_shared("data", "LIME", picture))[:240, :360]  # multiples of 12

@@ -33,6 +33,7 @@ def frames() -> list[tuple[str, np.ndarray]]:
     return out + [(p.name, read_image(p)) for p in sorted(lime.glob("*.bmp"))] if lime.is_dir() else out
 
 
+@pytest.mark.slow
 def test_onnx_model_runs_in_onnxruntime_like_the_engine(onnx_model):
     import onnxruntime
 
@@ -45,6 +46,7 @@ def test_onnx_model_runs_in_onnxruntime_like_the_engine(onnx_model):
             assert np.abs(out.astype(int) - engine(frame)).max() <= 2, label
 
 
+@pytest.mark.slow
 def test_torch_export_program_loads_and_runs(tmp_path):
     import torch
 
@@ -60,6 +62,7 @@ def test_torch_export_program_loads_and_runs(tmp_path):
         assert diff.max() <= 4 and (diff > 2).mean() < 0.02  # measured: 1.2 % of values by 3-4 levels
 
 
+@pytest.mark.slow
 def test_export_errors_are_one_line(tmp_path):
     result = cli("export", str(tmp_path / "missing" / "m.onnx"))
     assert result.returncode == 1 and "no such folder" in result.stderr

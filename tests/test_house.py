@@ -77,6 +77,7 @@ def test_the_command_line_is_thin():
     assert len((PACKAGE / "cli.py").read_text().splitlines()) <= 300
 
 
+@pytest.mark.slow
 def test_the_default_paths_run_without_pytorch(tmp_path):
     demo = tmp_path / "demo.mp4"
     result = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "--demo", "-o", str(demo), "-q"],

@@ -177,6 +177,7 @@ def read_stream(url: str, seconds: float, counts: list, index: int) -> None:
             counts[index] = data.count(b"Content-Type: image/jpeg")
 
 
+@pytest.mark.slow
 def test_three_viewers_get_at_least_ten_frames_a_second_each(served):
     _, _, base = served
     counts = [0, 0, 0]

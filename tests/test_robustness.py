@@ -271,6 +271,7 @@ def test_images_keep_alpha_16_bit_and_grey(tmp_path):
 # --- 9, 10. signals -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_works_when_sigint_is_ignored(tmp_path):
     src = tmp_path / "long.mp4"
     make_clip(src, frames=600, size=(640, 480), audio=True)
@@ -298,6 +299,7 @@ def handles(pid: int, signum: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc to see when a handler is set")
+@pytest.mark.slow
 def test_ctrl_c_while_starting_is_quiet_and_truthful(tmp_path, clip):
     # The interpreter's own first milliseconds are out of any program's reach: the signal
     # is sent once the program has set its first handler, then at several points after.
@@ -319,6 +321,7 @@ def test_ctrl_c_while_starting_is_quiet_and_truthful(tmp_path, clip):
 # --- 11. folders ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_folder_runs_resume_handle_every_kind_and_say_what_they_skip(tmp_path):
     folder, out = tmp_path / "in", tmp_path / "out"
     (folder / "x").mkdir(parents=True)  # a subfolder called x once broke the second run
@@ -350,6 +353,7 @@ def test_folder_runs_resume_handle_every_kind_and_say_what_they_skip(tmp_path):
     assert (out / "c.mp4").stat().st_mtime_ns != made[out / "c.mp4"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_folder_run_does_not_pass_for_finished(tmp_path):
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()

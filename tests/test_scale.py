@@ -27,6 +27,7 @@ def folder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_jobs_write_what_a_serial_run_writes_and_report_failures(folder, tmp_path):
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     for out, jobs in ((serial, "1"), (parallel, "2")):

@@ -199,6 +199,7 @@ def test_state_does_not_leak_between_streams():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_denoise_option_is_checked_and_off_is_per_frame(tmp_path, clip):
     src, _ = clip
     for bad in ("2", "-0.5", "strong"):

@@ -1,6 +1,7 @@
 """The training script and the benchmark run, and write what they promise."""
 from __future__ import annotations
 
+import pytest
 import csv
 import json
 import subprocess
@@ -33,6 +34,7 @@ def random_pairs(folder: Path, count: int, shape: tuple[int, int, int]) -> None:
     random_images(folder / "high", count, shape, seed=2)
 
 
+@pytest.mark.slow
 def test_training_runs_logs_plots_and_resumes(tmp_path):
     pairs, val = tmp_path / "pairs", tmp_path / "val"
     random_pairs(pairs, 3, (40, 60, 3))
@@ -60,6 +62,7 @@ def test_training_runs_logs_plots_and_resumes(tmp_path):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_zero_reference_training_as_published(tmp_path):
     data = tmp_path / "data"
     random_images(data, 4, (96, 128, 3))
@@ -72,6 +75,7 @@ def test_zero_reference_training_as_published(tmp_path):
     assert not load_checkpoint(out / "model.safetensors").config.tone
 
 
+@pytest.mark.slow
 def test_training_is_seedable(tmp_path):
     pairs = tmp_path / "pairs"
     random_pairs(pairs, 3, (40, 60, 3))
@@ -83,6 +87,7 @@ def test_training_is_seedable(tmp_path):
     assert losses[0] == losses[1]
 
 
+@pytest.mark.slow
 def test_benchmark_quick_run_writes_every_field(tmp_path):
     out = tmp_path / "bench.json"
     result = run("benchmarks/latency.py", "--quick", "--json", str(out))

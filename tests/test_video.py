@@ -41,6 +41,7 @@ def test_identity_weights_change_no_colour_and_keep_the_tags(tmp_path, size, pix
     assert tags(dst) == tags(src), f"{label}: the output's colour tags differ from the input's"
 
 
+@pytest.mark.slow
 def test_untagged_input_is_read_as_players_read_it_and_tagged_so(tmp_path):
     for size, expected in (((1280, 720), (1, 1, 1, 1)), ((720, 480), (6, 1, 6, 1)), ((720, 576), (5, 1, 5, 1))):
         src, dst = tmp_path / f"in{size[1]}.mp4", tmp_path / f"out{size[1]}.mp4"
@@ -126,6 +127,7 @@ def test_yuv_path_computes_the_rgb_paths_curves(colour):
     assert yuv.mean() > 1.5 * rgb.mean()
 
 
+@pytest.mark.slow
 def test_yuv_path_agrees_with_the_rgb_path_on_lime():
     from realtime.controls import Controls
 
