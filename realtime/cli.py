@@ -1,8 +1,6 @@
 """The `realtime-enhance` command: it parses, checks and dispatches; the runs themselves
 are realtime.runs (one input) and realtime.folder (a folder, serial, --jobs or --ray).
-
-Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted.
-"""
+Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted (129: SIGHUP)."""
 from __future__ import annotations
 
 import argparse
@@ -95,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read the token from this file (kept out of the process list)")
     src.add_argument("--serve-host", metavar="NAME", action="append",
                      help="a host name browsers may use for the server besides its addresses (repeatable)")
+    src.add_argument("--live", action=argparse.BooleanOptionalAction, help="read the input as a live stream "
+                     "(newest frame first) or as a file (every frame); default: cameras and streams live")
     p.add_argument("--demo", action="store_true", help="enhance a generated low-light clip (needs no media)")
     p.add_argument("--side-by-side", action="store_true", help="write/show before|after instead of the result alone")
     eng = p.add_argument_group("engine")
@@ -200,13 +200,16 @@ def dispatch(args: argparse.Namespace, run: Run) -> None:
         raise UsageError("give an input (file, folder, camera, URL), --webcam N or --demo")
     if args.webcam is not None and args.input is not None:
         raise UsageError("give either an input or --webcam, not both")
-    if args.webcam is not None or is_live(spec):
+    live = is_live(spec) if args.live is None else args.live
+    if spec.startswith(("http://", "https://")) or (args.webcam is not None and not live):  # say how it is read
+        log.info("%s: read as %s", spec, "a live stream (--no-live: every frame)" if live else "a file (--live: not)")
+    if live:
         run.camera(spec)
         return
-    if spec == STDIN:
+    if spec == STDIN or "://" in spec:
         if args.output is None:
-            raise UsageError("reading stdin needs -o OUTPUT")
-        run.video(STDIN, args.output)
+            raise UsageError(f"reading {'stdin' if spec == STDIN else 'a URL'} needs -o OUTPUT")
+        run.video(spec, args.output)
         return
     path = Path(spec)
     if not path.exists():

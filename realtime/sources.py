@@ -91,6 +91,8 @@ def _open_input(spec: str) -> "av.container.InputContainer":
     for reading, with one-line errors."""
     if spec == STDIN:
         target = "pipe:0"
+    elif spec.startswith(("http://", "https://")):
+        target = spec  # FFmpeg's own http client: it seeks with range requests
     elif "://" in spec and not spec.startswith(LIVE_PREFIXES):
         try:
             import fsspec
@@ -598,5 +600,11 @@ class DemoSource:
 
 
 def is_live(spec: str) -> bool:
-    """True for camera indices, device nodes and network URLs."""
+    """Whether an input is live (read newest-frame-first, never waited for): camera indices,
+    device nodes, streaming protocols, and http(s) URLs that do not name a video file (an
+    HLS playlist, an MJPEG camera). An http(s) URL of a file (NAME.mp4, ...) is a file:
+    every frame is read, audio kept. `--live` / `--no-live` overrule this."""
+    if spec.startswith(("http://", "https://")):
+        name = spec.split("?", 1)[0].split("#", 1)[0]
+        return Path(name).suffix.lower() not in VIDEO_SUFFIXES
     return spec.isdigit() or spec.startswith(LIVE_PREFIXES)

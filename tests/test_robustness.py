@@ -430,3 +430,37 @@ def test_more_mistakes_are_one_clear_line(tmp_path):
     enhancer.close()
     with pytest.raises(ValueError, match="closed"):
         enhancer(np.zeros((8, 8, 3), np.uint8))
+
+
+# --- 12. a file behind a URL is a file; --webcam FILE too ----------------------------------------------------
+
+
+@pytest.fixture()
+def http_folder(tmp_path):
+    """A plain HTTP file server (with range requests, as FFmpeg seeks) over tmp_path."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.log_message = lambda *args: None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_file_behind_a_url_and_a_file_given_to_webcam_are_read_as_files(http_folder):
+    folder, base = http_folder
+    make_clip(folder / "la.ts", frames=50, size=(160, 96), audio=True)
+    want = len(video_times(folder / "la.ts"))
+    result = cli(f"{base}/la.ts", "-o", str(folder / "o.mkv"), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "read as a file" in result.stderr and "dropped" not in result.stderr
+    assert len(video_times(folder / "o.mkv")) == want
+    assert len(audio_packets(folder / "o.mkv")) == len(audio_packets(folder / "la.ts"))
+    result = cli("--webcam", str(folder / "la.ts"), "--no-preview", "-o", str(folder / "w.mkv"), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(video_times(folder / "w.mkv")) == want
