@@ -66,6 +66,74 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
+class PartialFile:
+    """The name an output is written under until it is finished: NAME.partial.EXT, or
+    NAME.partial-2.EXT, -3, ... while another live run writes the first. The name is
+    created exclusively and locked for this run's life (a lock dies with its process, so a
+    killed run's leftover is taken over, not a live run's file). `finish()` gives it the
+    final name, unless another run finished that name after this one started: then this
+    run's file keeps its partial name and a SinkError says so (nothing is lost)."""
+
+    def __init__(self, path: Path) -> None:
+        self.final = path
+        self.before = self._identity()
+        self.path, self._fd = self._claim()
+
+    def _identity(self) -> tuple | None:
+        try:
+            st = self.final.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _claim(self) -> tuple[Path, int | None]:
+        base = partial_path(self.final)
+        for n in range(1, 100):
+            candidate = base if n == 1 else base.with_name(f"{self.final.stem}.partial-{n}{self.final.suffix}")
+            try:
+                fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                fd = os.open(candidate, os.O_WRONLY)  # a leftover, or a live run's
+                if not _lock(fd):
+                    os.close(fd)
+                    continue
+                return candidate, fd
+            _lock(fd)
+            return candidate, fd
+        raise SinkError(f"{self.final}: 99 other runs are writing it")
+
+    def finish(self) -> None:
+        try:
+            if self._identity() != self.before:
+                raise SinkError(f"{self.final} was written by another run meanwhile; this run's output is kept "
+                                f"as {self.path}")
+            os.replace(self.path, self.final)
+        finally:
+            self.release()
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.release()
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _lock(fd: int) -> bool:
+    """An exclusive lock on an open file, without waiting; True where locks do not exist."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: exclusive creation alone
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
 def _regular_or_new(path: Path) -> bool:
     try:
         return stat.S_ISREG(path.stat().st_mode)
@@ -117,7 +185,8 @@ class VideoFileSink:
         check_output_path(self.path)
         self.info, self.show_both, self.reorder = info, show_both, reorder
         self.keep_incomplete_partial = keep_incomplete_partial
-        self.target = partial_path(self.path) if _regular_or_new(self.path) else self.path
+        self.partial = PartialFile(self.path) if _regular_or_new(self.path) else None
+        self.target = self.partial.path if self.partial else self.path  # a FIFO or device: written directly
         self.container = None
         self.stream = None
         self._copies: dict = {}
@@ -350,8 +419,10 @@ class VideoFileSink:
             log.warning("%s: %d damaged packet(s) of the copied streams left out", self.path, self.unmuxable)
         if self.frames == 0:
             self._abandon()
-        elif self.target != self.path and (complete or not self.keep_incomplete_partial):
-            os.replace(self.target, self.path)
+        elif self.partial and (complete or not self.keep_incomplete_partial):
+            self.partial.finish()
+        elif self.partial:
+            self.partial.release()
 
     def _abandon(self) -> None:
         """Close without finishing and remove the partial file (nothing usable in it)."""
@@ -361,8 +432,8 @@ class VideoFileSink:
             except Exception:  # noqa: BLE001 - it is being thrown away
                 pass
             self.container = None
-        if self.target != self.path:
-            self.target.unlink(missing_ok=True)
+        if self.partial:
+            self.partial.discard()
 
 
 def container_format(path: Path) -> str | None:

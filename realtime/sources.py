@@ -193,6 +193,10 @@ class VideoFileSource:
         self._video_end = 0.0  # and of the video stream's
         self._video_packets = 0
         self._chroma: dict = {}
+        #: A raw elementary stream (H.264, HEVC as a camera or DVR records it) carries no
+        #: timestamps: frames are then timed by their index at the stream's frame rate.
+        self.untimed = False
+        self._rate = Fraction(self.stream.average_rate or self.stream.guessed_rate or 30)
 
     def __iter__(self) -> Iterator[Frame]:
         index, held, pending = 0, None, []
@@ -201,7 +205,9 @@ class VideoFileSource:
                 held.packets = pending[:]
                 pending.clear()
                 yield held
-            held = Frame(self._planes(vf), index, vf.pts, vf.time_base or self.time_base, rotation=vf.rotation)
+            time_base = vf.time_base or self.time_base
+            pts = vf.pts if vf.pts is not None or not self.untimed else round(index / (self._rate * time_base))
+            held = Frame(self._planes(vf), index, pts, time_base, rotation=vf.rotation)
             index += 1
         if held is not None:
             held.packets = pending[:]
@@ -231,7 +237,10 @@ class VideoFileSource:
             try:
                 for packet in self.container.demux(*streams):
                     if packet.dts is None and packet.pts is None:
-                        if packet.size and packet.stream.index != self.stream.index:
+                        if packet.size and packet.stream.index == self.stream.index:
+                            self.untimed = True  # a raw elementary stream: timed on decoding
+                            yield packet
+                        elif packet.size:
                             yield packet  # cover art: one packet, no time
                         continue  # else a demuxer flush packet
                     failures = 0

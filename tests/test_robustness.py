@@ -17,7 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import audio_packets, cli, damage, decodable, make_clip, remux, video_indices, video_times
+from helpers import (
+    audio_packets, cli, damage, decodable, frame_pattern, make_clip, remux, video_indices, video_times,
+)
 from realtime import Enhancer
 
 
@@ -464,3 +466,57 @@ def test_a_file_behind_a_url_and_a_file_given_to_webcam_are_read_as_files(http_f
     result = cli("--webcam", str(folder / "la.ts"), "--no-preview", "-o", str(folder / "w.mkv"), timeout=120)
     assert result.returncode == 0, result.stderr
     assert len(video_times(folder / "w.mkv")) == want
+
+
+# --- 13. raw elementary streams (what a Raspberry Pi camera or a DVR records) ----------------------------------
+
+
+def raw_stream(path: Path, fmt: str, codec: str, frames: int = 60) -> Path:
+    """An elementary stream without a container: packets carry no timestamps."""
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=25, options={"preset": "ultrafast", "x265-params": "log-level=error"}
+                                if codec == "libx265" else {"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(frame_pattern(i, 160, 96), format="rgb24")
+            vf.pts = i
+            out.mux(stream.encode(vf))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("fmt,codec", [("h264", "libx264"), ("hevc", "libx265")])
+def test_raw_elementary_streams_keep_every_frame_timed_by_their_rate(tmp_path, fmt, codec):
+    raw = raw_stream(tmp_path / f"cam.{fmt}", fmt, codec)
+    for name, run in (("file", lambda out: cli(str(raw), "-o", str(out), "-q")),
+                      ("stdin", lambda out: subprocess.run([sys.executable, "-m", "realtime", "-", "-o", str(out), "-q"],
+                                                           stdin=raw.open("rb"), capture_output=True, text=True,
+                                                           timeout=120))):
+        out = tmp_path / f"{name}.mkv"
+        result = run(out)
+        assert result.returncode == 0, result.stderr
+        assert video_indices(out) == list(range(60)), name
+        times = [float(t) for t in video_times(out)]
+        assert np.allclose(np.diff(times), 1 / 25, atol=0.002), name
+
+
+# --- 14. two runs, one output name ---------------------------------------------------------------------------
+
+
+def test_two_runs_on_one_output_lose_nothing_and_the_second_says_where_its_file_is(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=240, size=(320, 240), audio=True)
+    out = tmp_path / "same.mkv"
+    runs = [subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(out), "-q"],
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [run.communicate(timeout=300)[1] for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert "Traceback" not in "".join(errors)
+    assert len(video_times(out)) == 240, "the final name holds one whole run's output"
+    if codes == [0, 1]:  # they overlapped: the second to finish kept its own file and said so
+        refused = next(e for run, e in zip(runs, errors) if run.returncode == 1).strip().splitlines()
+        assert len(refused) == 1 and "written by another run meanwhile" in refused[0]
+        kept = Path(refused[0].rsplit(" kept as ", 1)[1])
+        assert kept != out and len(video_times(kept)) == 240
+    else:
+        assert codes == [0, 0]  # one finished before the other started writing
