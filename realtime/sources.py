@@ -196,6 +196,7 @@ class VideoFileSource:
         #: A raw elementary stream (H.264, HEVC as a camera or DVR records it) carries no
         #: timestamps: frames are then timed by their index at the stream's frame rate.
         self.untimed = False
+        self._said_size: tuple[int, int] | None = None
         self._rate = Fraction(self.stream.average_rate or self.stream.guessed_rate or 30)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -207,7 +208,8 @@ class VideoFileSource:
                 yield held
             time_base = vf.time_base or self.time_base
             pts = vf.pts if vf.pts is not None or not self.untimed else round(index / (self._rate * time_base))
-            held = Frame(self._planes(vf), index, pts, time_base, rotation=vf.rotation)
+            picture = self._planes(vf) if (vf.width, vf.height) == (self.width, self.height) else self._fitted(vf, index)
+            held = Frame(picture, index, pts, time_base, rotation=vf.rotation)
             index += 1
         if held is not None:
             held.packets = pending[:]
@@ -291,6 +293,31 @@ class VideoFileSource:
                                 src_color_range=rng, dst_color_range=rng)
         y, u, v = (plane_view(p, np.uint8 if self.bits == 8 else np.uint16) for p in converted.planes)
         return YUVPlanes(y, u, v, self.colour, self.bits, converted)
+
+    def _fitted(self, vf: "av.VideoFrame", index: int) -> YUVPlanes:
+        """A frame whose picture size differs from the stream's first (a camera that switched
+        resolution, two recordings joined): scaled to fit the stream's size, its aspect
+        kept, centred between black bars, so the output keeps one size and every frame."""
+        if (vf.width, vf.height) != self._said_size:
+            self._said_size = (vf.width, vf.height)
+            log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d: such frames are scaled "
+                        "to fit %dx%d (aspect kept, black bars)", self.label, self.width, self.height, vf.width,
+                        vf.height, index, self.width, self.height)
+        scale = min(self.width / vf.width, self.height / vf.height)
+        w = max(2, min(self.width, round(vf.width * scale / 2) * 2))
+        h = max(2, min(self.height, round(vf.height * scale / 2) * 2))
+        dtype = np.uint8 if self.bits == 8 else np.uint16
+        scaled = vf.reformat(width=w, height=h, format="yuv420p" if self.bits == 8 else "yuv420p10le")
+        black = (0 if self.colour.full_range else 16) << (max(self.bits, 8) - 8)
+        middle = 1 << (self.bits - 1)
+        y = np.full((self.height, self.width), black, dtype)
+        u = np.full(((self.height + 1) // 2, (self.width + 1) // 2), middle, dtype)
+        v = u.copy()
+        top, left = (self.height - h) // 4 * 2, (self.width - w) // 4 * 2  # even: chroma stays aligned
+        for plane, source, step in ((y, scaled.planes[0], 1), (u, scaled.planes[1], 2), (v, scaled.planes[2], 2)):
+            view = plane_view(source, dtype)
+            plane[top // step: top // step + view.shape[0], left // step: left // step + view.shape[1]] = view
+        return YUVPlanes(y, u, v, self.colour, self.bits)
 
     def _neutral_chroma(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         key = (width, height)

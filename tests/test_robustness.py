@@ -520,3 +520,45 @@ def test_two_runs_on_one_output_lose_nothing_and_the_second_says_where_its_file_
         assert kept != out and len(video_times(kept)) == 240
     else:
         assert codes == [0, 0]  # one finished before the other started writing
+
+
+# --- 15. the picture size changes mid-stream (a camera switching resolution, recordings joined) ---------------
+
+
+def ts_part(path: Path, size: tuple[int, int], first: int, frames: int, level: int | None) -> bytes:
+    """An MPEG-TS recording of `frames` frames from pts `first` (25 fps): the numbered
+    pattern, or a flat picture at `level`."""
+    width, height = size
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "10", "bf": "0"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = Fraction(1, 25)
+        for i in range(first, first + frames):
+            image = frame_pattern(i, width, height) if level is None else np.full((height, width, 3), level, np.uint8)
+            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(vf))
+        out.mux(stream.encode(None))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("first,second", [((640, 360), (320, 240)), ((320, 240), (640, 360))])
+def test_a_new_picture_size_mid_stream_keeps_every_frame_and_the_whole_picture(tmp_path, first, second):
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(ts_part(tmp_path / "a.ts", first, 0, 50, None) + ts_part(tmp_path / "b.ts", second, 50, 50, 60))
+    out = tmp_path / "out.mkv"
+    result = cli(str(joined), "-o", str(out), "--denoise", "off")
+    assert result.returncode == 0, result.stderr
+    assert "picture size changes" in result.stderr
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 100 and all(f.shape[:2] == (first[1], first[0]) for f in frames)
+    last = frames[-1].mean(axis=2)
+    width, height = first
+    scale = min(width / second[0], height / second[1])
+    w, h = second[0] * scale, second[1] * scale
+    top, left = int((height - h) / 2), int((width - w) / 2)
+    inside = last[top + 4: top + int(h) - 4, left + 4: left + int(w) - 4]
+    assert inside.std() < 8, "the second part fills its place evenly: the whole picture, not a corner"
+    bars = np.concatenate([last[:, : max(left - 2, 0)].ravel(), last[: max(top - 2, 0)].ravel()])
+    assert bars.size and bars.mean() < inside.mean() - 20
