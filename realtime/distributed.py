@@ -110,7 +110,9 @@ def enhance_chunk(source: str, part: str, start: float | None, end: float | None
     report = _reporter(progress, part)
     engine = RunEngine(settings, checkpoint)
     try:
-        Pipeline(video_source, engine.video(), [Window(sink, start, end, report)], settings.queue_size).run()
+        shift = video_source.timeline.offsets[0]  # a negative start is shifted to zero on every node alike
+        window = Window(sink, None if start is None else start + shift, None if end is None else end + shift, report)
+        Pipeline(video_source, engine.video(), [window], settings.queue_size).run()
     finally:
         engine.close()
     report.flush()

@@ -196,6 +196,8 @@ class VideoFileSource:
         #: A raw elementary stream (H.264, HEVC as a camera or DVR records it) carries no
         #: timestamps: frames are then timed by their index at the stream's frame rate.
         self.untimed = False
+        start_time = self.stream.start_time
+        self.timeline = Timeline(float(start_time * self.time_base) if start_time is not None else 0.0)
         self._said_size: tuple[int, int] | None = None
         self._rate = Fraction(self.stream.average_rate or self.stream.guessed_rate or 30)
 
@@ -246,6 +248,7 @@ class VideoFileSource:
                             yield packet  # cover art: one packet, no time
                         continue  # else a demuxer flush packet
                     failures = 0
+                    self.timeline.place(packet)
                     when = packet.pts if packet.pts is not None else packet.dts
                     end = float((when + (packet.duration or 0)) * packet.time_base)
                     self._end = max(self._end, end)
@@ -356,6 +359,52 @@ class VideoFileSource:
 
     def close(self) -> None:
         self.container.close()
+
+
+class Timeline:
+    """Timestamps that jump back continue the timeline instead: recordings joined (MPEG-TS
+    from a DVR, `cat a.ts b.ts`) restart their clocks, and each new segment is shifted to
+    start where the one before ended, every stream by the same amount, so audio stays in
+    sync and no packet looks out of order. A negative start (a clock near its wrap, an
+    edit) is shifted to zero, so that containers with edit lists do not hide those frames.
+
+    `place(packet)` rewrites a packet's pts and dts in place, before it is decoded or
+    copied; `segments` counts the segments found."""  # noqa: D301
+
+    JUMP = 1.0  # s: a step back larger than this starts a new segment (reordering never does)
+
+    def __init__(self, video_start: float = 0.0) -> None:
+        """video_start: the video stream's first presentation time (s); the timeline starts
+        at zero when it is negative (audio priming before zero is normal and stays)."""
+        self.offsets: list[float] = [max(0.0, -video_start)]  # s, per segment
+        self.segment: dict[int, int] = {}  # stream index -> its segment
+        self.last: dict[int, float] = {}  # stream index -> its latest decode time, on the timeline (s)
+        self.end = 0.0  # the latest end of any packet, on the timeline (s)
+
+    @property
+    def segments(self) -> int:
+        return len(self.offsets)
+
+    def place(self, packet: "av.Packet") -> None:
+        when = packet.dts if packet.dts is not None else packet.pts  # decode order: dts only steps forward
+        raw = float(when * packet.time_base)
+        index = packet.stream.index
+        segment = self.segment.get(index, 0)
+        last = self.last.get(index)
+        if last is not None and raw + self.offsets[segment] < last - self.JUMP:
+            if segment + 1 == len(self.offsets):  # the first stream to reach the new segment
+                self.offsets.append(self.end - raw)
+            segment += 1
+            self.segment[index] = segment
+        shift = self.offsets[segment]
+        self.last[index] = raw + shift
+        self.end = max(self.end, raw + shift + float((packet.duration or 0) * packet.time_base))
+        if shift:
+            ticks = round(shift / packet.time_base)
+            if packet.pts is not None:
+                packet.pts += ticks
+            if packet.dts is not None:
+                packet.dts += ticks
 
 
 def _announced_duration(stream: "av.stream.Stream") -> float | None:

@@ -562,3 +562,64 @@ def test_a_new_picture_size_mid_stream_keeps_every_frame_and_the_whole_picture(t
     assert inside.std() < 8, "the second part fills its place evenly: the whole picture, not a corner"
     bars = np.concatenate([last[:, : max(left - 2, 0)].ravel(), last[: max(top - 2, 0)].ravel()])
     assert bars.size and bars.mean() < inside.mean() - 20
+
+
+# --- 16. timestamps that jump back: MPEG-TS recordings joined (as DVRs and `cat` make) -----------------------
+
+
+def ts_with_audio(path: Path, frames: int = 50) -> Path:
+    """An MPEG-TS recording: the numbered pattern at 25 fps (no B-frames) and AAC audio."""
+    with av.open(str(path), "w", format="mpegts") as out:
+        video = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "10", "bf": "0"})
+        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 25)
+        sound = out.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(frame_pattern(i, 160, 96), format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+        samples = np.sin(np.arange(48000 * frames // 25) / 20).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            chunk = samples[start: start + 1024]
+            af = av.AudioFrame.from_ndarray(np.stack([chunk, chunk]), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, start
+            out.mux(sound.encode(af))
+        out.mux(sound.encode(None))
+    return path
+
+
+def test_recordings_joined_continue_the_timeline_and_keep_their_audio(tmp_path):
+    one = ts_with_audio(tmp_path / "s1.ts")
+    joined = tmp_path / "bw.ts"
+    joined.write_bytes(one.read_bytes() * 2)
+    out = tmp_path / "out.mkv"
+    result = cli(str(joined), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "damaged" not in result.stderr
+    times = [float(t) for t in video_times(out)]
+    assert len(times) == 100
+    steps = np.diff(times)
+    assert steps.min() > 0.03 and steps.max() < 0.1, "the second recording continues the timeline (audio sets the join)"
+    assert len(audio_packets(out)) == 2 * len(audio_packets(one)), "no audio packet is dropped"
+
+
+def test_a_negative_start_is_shifted_to_zero_so_players_show_every_frame(tmp_path):
+    wrapped = tmp_path / "wrap.ts"  # timestamps just below the 33-bit wrap: the stream starts before zero
+    with av.open(str(wrapped), "w", format="mpegts", container_options={"output_ts_offset": "95442"}) as out:
+        video = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "bf": "0"})
+        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 25)
+        for i in range(50):
+            vf = av.VideoFrame.from_ndarray(frame_pattern(i, 160, 96), format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+    with av.open(str(wrapped)) as container:
+        assert container.streams.video[0].start_time < 0
+    out = tmp_path / "out.mp4"
+    result = cli(str(wrapped), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    times = [float(t) for t in video_times(out)]
+    assert len(times) == 50 and times[0] >= 0 and np.allclose(np.diff(times), 0.04, atol=0.002)
