@@ -199,6 +199,9 @@ class VideoFileSource:
         start_time = self.stream.start_time
         self.timeline = Timeline(float(start_time * self.time_base) if start_time is not None else 0.0)
         self._said_size: tuple[int, int] | None = None
+        self._stream_tags = (cc.colorspace, cc.color_range, cc.pix_fmt)
+        self._frame_colours: dict = {}
+        self._said_colour: set = set()
         self._rate = Fraction(self.stream.average_rate or self.stream.guessed_rate or 30)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -210,6 +213,7 @@ class VideoFileSource:
                 yield held
             time_base = vf.time_base or self.time_base
             pts = vf.pts if vf.pts is not None or not self.untimed else round(index / (self._rate * time_base))
+            vf = self._in_stream_colour(vf, index)
             picture = self._planes(vf) if (vf.width, vf.height) == (self.width, self.height) else self._fitted(vf, index)
             held = Frame(picture, index, pts, time_base, rotation=vf.rotation)
             index += 1
@@ -290,12 +294,38 @@ class VideoFileSource:
             y = plane_view(vf.planes[0], np.uint8 if self.bits == 8 else np.uint16)
             return YUVPlanes(y, *self._neutral_chroma(vf.width, vf.height), self.colour, self.bits, vf)
         target = "yuv420p" if self.bits == 8 else "yuv420p10le"
-        space = "ITU709" if self.colour.space == 1 else "BT2020" if self.colour.space in (9, 10) else "ITU601"
+        space = _swscale_space(self.colour.space)
         rng = "JPEG" if self.colour.full_range else "MPEG"
         converted = vf.reformat(format=target, src_colorspace=space, dst_colorspace=space,
                                 src_color_range=rng, dst_color_range=rng)
         y, u, v = (plane_view(p, np.uint8 if self.bits == 8 else np.uint16) for p in converted.planes)
         return YUVPlanes(y, u, v, self.colour, self.bits, converted)
+
+    def _in_stream_colour(self, vf: "av.VideoFrame", index: int) -> "av.VideoFrame":
+        """A frame whose colour description (matrix, range) differs from the stream's (two
+        recordings joined, a camera that switched mode), converted into the stream's by
+        swscale, so that every frame is read with its own and written in the output's."""
+        stream_space, stream_range, _ = self._stream_tags
+        tags = (vf.colorspace if vf.colorspace != 2 else stream_space,  # a field the frame leaves
+                vf.color_range or stream_range, vf.format.name)  # unspecified is the stream's
+        if tags == self._stream_tags or not (has_420_planes(tags[2]) or tags[2].startswith("yuvj")):
+            return vf  # the same, or a layout _planes converts with the stream's description anyway
+        colour = self._frame_colours.get(tags)
+        if colour is None:
+            colour = self._frame_colours[tags] = interpret(tags[0], tags[1], self.colour.primaries,
+                                                           self.colour.transfer, vf.width, vf.height,
+                                                           vf.format.name.startswith("yuvj"))
+        if (colour.space, colour.full_range) == (self.colour.space, self.colour.full_range):
+            return vf
+        if tags not in self._said_colour:
+            self._said_colour.add(tags)
+            log.warning("%s: the colour description changes at frame %d (%s): such frames are converted to "
+                        "the stream's (%s)", self.label, index, colour, self.colour)
+        target = vf.format.name.replace("yuvj", "yuv") if self.bits == 8 else "yuv420p10le"
+        return vf.reformat(format=target if has_420_planes(target) else "yuv420p",
+                           src_colorspace=_swscale_space(colour.space), dst_colorspace=_swscale_space(self.colour.space),
+                           src_color_range="JPEG" if colour.full_range else "MPEG",
+                           dst_color_range="JPEG" if self.colour.full_range else "MPEG")
 
     def _fitted(self, vf: "av.VideoFrame", index: int) -> YUVPlanes:
         """A frame whose picture size differs from the stream's first (a camera that switched
@@ -359,6 +389,11 @@ class VideoFileSource:
 
     def close(self) -> None:
         self.container.close()
+
+
+def _swscale_space(space: int) -> str:
+    """swscale's name for an FFmpeg matrix (colorspace) value."""
+    return "ITU709" if space == 1 else "BT2020" if space in (9, 10) else "SMPTE240M" if space == 7 else "ITU601"
 
 
 class Timeline:
