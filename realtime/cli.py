@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("live sources")
     src.add_argument("--webcam", metavar="N", help="camera index or device (same as giving it as input)")
     src.add_argument("--size", type=parse_size, metavar="WxH", help="ask the camera for this size, e.g. 1280x720")
-    src.add_argument("--fps", type=float, help="ask the camera for this frame rate")
+    src.add_argument("--fps", type=float, help="ask the camera for this frame rate; a raw H.264/HEVC stream's rate")
     src.add_argument("--no-preview", action="store_true", help="no window (headless); use with -o to record")
     src.add_argument("--virtual-cam", action="store_true",
                      help="publish the enhanced stream as a camera device (needs the virtualcam extra)")
@@ -178,7 +178,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         weights=args.weights, backend=args.backend, strength=args.strength, exposure=args.exposure,
         denoise=args.denoise, codec=args.codec, crf=args.crf, preset=args.preset, side_by_side=args.side_by_side,
-        queue_size=args.queue_size, quiet=args.quiet, camera_size=args.size, camera_fps=args.fps,
+        queue_size=args.queue_size, quiet=args.quiet, camera_size=args.size, fps=args.fps,
         record=args.output, virtual_cam=args.virtual_cam, serve=args.serve,
         serve_token=serve_token(args) if args.serve else None, serve_hosts=tuple(args.serve_host or ()),
         preview=not args.no_preview)

@@ -58,7 +58,7 @@ class Settings:
     threads: int | None = None
     quiet: bool = False
     camera_size: tuple[int, int] | None = None
-    camera_fps: float | None = None
+    fps: float | None = None  # the camera's rate to ask for; the rate of a raw H.264/HEVC stream
     record: Path | None = None
     virtual_cam: bool = False
     serve: str | None = None
@@ -256,7 +256,7 @@ class Run:
         if spec != STDIN:
             check_not_input(Path(spec), output)
         s = self.settings
-        source = VideoFileSource(spec)
+        source = VideoFileSource(spec, rate=s.fps)
         try:
             sink = VideoFileSink(output, source.info, s.codec, s.crf, s.preset, show_both=s.side_by_side,
                                  threads=s.threads or 0, keep_incomplete_partial=keep_incomplete_partial)
@@ -288,7 +288,7 @@ class Run:
 
     def camera(self, spec: str) -> Stats:
         """A camera or live stream, to the live outputs, until it ends or the run is stopped."""
-        source = CameraSource(spec, self.settings.camera_size, self.settings.camera_fps)
+        source = CameraSource(spec, self.settings.camera_size, self.settings.fps)
         log.info("camera %s: %dx%d at %.1f fps", spec, source.width, source.height, source.fps)
         stats = self.stream(source, f"camera {spec}")
         if stats.source_error:  # the stream ended by itself (unplugged, network lost): flushed, but a failure

@@ -35,6 +35,8 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts"
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "/dev/video")
 COPIED_TYPES = ("audio", "subtitle")
 STDIN = "-"
+#: Demuxers of elementary streams without a container (their packets carry no time).
+RAW_FORMATS = {"h264", "hevc"}
 
 
 class SourceError(RuntimeError):
@@ -154,10 +156,12 @@ class VideoFileSource:
 
     live = False
 
-    def __init__(self, spec: str | Path, start: float | None = None, copy_streams: bool = True) -> None:
+    def __init__(self, spec: str | Path, start: float | None = None, copy_streams: bool = True,
+                 rate: float | None = None) -> None:
         """start: begin at the keyframe at or before this time (s), as a chunk of a longer run.
         copy_streams: carry the audio, subtitles and cover art on the frames (a chunk's join
-        copies them from the original instead)."""
+        copies them from the original instead). rate: the frame rate of a raw elementary
+        stream, whose packets carry no time (default: what its headers state, else 25)."""
         self.spec = str(spec)
         self.label = "stdin" if self.spec == STDIN else self.spec
         self.container = _open_input(self.spec)
@@ -203,6 +207,10 @@ class VideoFileSource:
         self._frame_colours: dict = {}
         self._said_colour: set = set()
         self._rate = Fraction(self.stream.average_rate or self.stream.guessed_rate or 30)
+        if rate and self.container.format.name in RAW_FORMATS:
+            self._rate = Fraction(rate).limit_denominator(1001)
+            self.fps = float(self._rate)
+            self.info.fps = self.fps
 
     def __iter__(self) -> Iterator[Frame]:
         index, held, pending = 0, None, []

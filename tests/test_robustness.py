@@ -623,3 +623,12 @@ def test_a_negative_start_is_shifted_to_zero_so_players_show_every_frame(tmp_pat
     assert result.returncode == 0, result.stderr
     times = [float(t) for t in video_times(out)]
     assert len(times) == 50 and times[0] >= 0 and np.allclose(np.diff(times), 0.04, atol=0.002)
+
+
+def test_a_raw_stream_takes_the_frame_rate_the_user_gives(tmp_path):
+    raw = raw_stream(tmp_path / "cam.h264", "h264", "libx264", frames=30)
+    out = tmp_path / "out.mkv"
+    result = cli(str(raw), "-o", str(out), "--fps", "50", "-q")
+    assert result.returncode == 0, result.stderr
+    assert video_indices(out) == list(range(30))
+    assert np.allclose(np.diff([float(t) for t in video_times(out)]), 1 / 50, atol=0.002)
