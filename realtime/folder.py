@@ -40,13 +40,16 @@ def plan_folder(folder: Path, output: Path, overwrite: bool) -> FolderPlan:
     inside = output.resolve()
     files = sorted(p for p in folder.rglob("*") if p.is_file() and inside not in p.resolve().parents)
     plan = FolderPlan([], [], [])
+    targets = {}
     for path in files:
         kind = job_kind(path)
         if kind is None:
             plan.unsupported.append(path)
             continue
         target = output / path.relative_to(folder)
-        target = video_output(target) if kind == "video" else target
+        targets[path] = video_output(target) if kind == "video" else target
+    for path, target in unique_targets(targets).items():
+        kind = job_kind(path)
         if target.exists() and not overwrite:
             plan.done.append(target)
         else:
@@ -54,6 +57,23 @@ def plan_folder(folder: Path, output: Path, overwrite: bool) -> FolderPlan:
     if not plan.jobs and not plan.done:
         raise SourceError(f"{folder}: no images or videos inside")
     return plan
+
+
+def unique_targets(targets: dict[Path, Path]) -> dict[Path, Path]:
+    """Outputs that never collide: where two inputs would write one name (clip.gif and
+    clip.mp4 both to clip.mp4), the one whose suffix changed keeps its own in the name
+    (clip.gif.mp4), and the plan says so."""
+    claimed: dict[Path, int] = {}
+    for target in targets.values():
+        claimed[target] = claimed.get(target, 0) + 1
+    unique = {}
+    for source, target in targets.items():
+        if claimed[target] > 1 and source.suffix.lower() != target.suffix.lower():
+            renamed = target.with_name(f"{source.name}{target.suffix}")
+            log.info("%s is written as %s (%s is another input's output)", source.name, renamed.name, target.name)
+            target = renamed
+        unique[source] = target
+    return unique
 
 
 def default_jobs(files: int) -> int:

@@ -31,7 +31,8 @@ from .frame import Frame, StreamInfo, YUVPlanes, has_420_planes, plane_view
 log = logging.getLogger("realtime")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg", ".gif"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".3gp", ".flv", ".wmv",
+                  ".mpg", ".mpeg", ".gif"}
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "/dev/video")
 COPIED_TYPES = ("audio", "subtitle")
 STDIN = "-"
@@ -638,8 +639,11 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None] | Non
     plane or None); None when it cannot be decoded."""
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-    if image is None or image.dtype not in (np.uint8, np.uint16):
-        return None if image is None else (read_image(path), None)  # float / 32-bit images: as 8-bit RGB
+    if image is None:
+        return None
+    image = as_16_bit(image) if image.dtype not in (np.uint8, np.uint16) else image
+    if image is None:
+        return None
     if image.ndim == 2:
         return image, None
     if image.shape[2] == 4:
@@ -647,6 +651,16 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None] | Non
     if image.shape[2] == 2:  # grey + alpha
         return image[..., 0], image[..., 1]
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None
+
+
+def as_16_bit(image: np.ndarray) -> np.ndarray | None:
+    """Float images (0..1, values beyond it clipped) and 32-bit integer images as 16-bit
+    codes, which keep their precision through the engine; None for other types."""
+    if image.dtype.kind == "f":
+        return (np.clip(np.nan_to_num(image), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    if image.dtype in (np.uint32, np.int32):
+        return (np.clip(image.astype(np.int64), 0, None) >> 16).astype(np.uint16)
+    return None
 
 
 class ImageSource:
@@ -665,7 +679,11 @@ class ImageSource:
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
-            picture = read_picture(path)
+            try:
+                picture = read_picture(path)
+            except (cv2.error, OSError, ValueError) as exc:  # one bad image never stops the others
+                log.debug("%s: %s", path, exc)
+                picture = None
             if picture is None:
                 log.warning("%s: not a readable image, skipped", path)
                 self.failed.append(path)

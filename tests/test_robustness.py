@@ -632,3 +632,36 @@ def test_a_raw_stream_takes_the_frame_rate_the_user_gives(tmp_path):
     assert result.returncode == 0, result.stderr
     assert video_indices(out) == list(range(30))
     assert np.allclose(np.diff([float(t) for t in video_times(out)]), 1 / 50, atol=0.002)
+
+
+# --- 17. images and folders: float TIFFs, names that would collide ------------------------------------------
+
+
+def test_a_float_tiff_is_enhanced_and_never_stops_a_folder(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"p{i}.png"), np.full((30, 40, 3), 20 + i, np.uint8))
+    cv2.imwrite(str(folder / "float.tif"), np.full((30, 40, 3), 0.08, np.float32))
+    result = cli(str(folder), "-o", str(out), "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["float.tif", "p0.png", "p1.png", "p2.png", "p3.png"]
+    enhanced = cv2.imread(str(out / "float.tif"), cv2.IMREAD_UNCHANGED)
+    assert enhanced.dtype == np.uint16 and enhanced.mean() > 0.08 * 65535
+
+
+def test_a_gif_and_a_video_with_one_stem_get_two_outputs(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    make_clip(folder / "clip.mp4", frames=6, audio=False)
+    with av.open("testsrc2=size=64x48:rate=10:duration=0.5", format="lavfi") as src, \
+            av.open(str(folder / "clip.gif"), "w") as gif:
+        stream = gif.add_stream("gif", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb8"
+        for vf in src.decode(video=0):
+            gif.mux(stream.encode(vf.reformat(format="rgb8")))
+        gif.mux(stream.encode(None))
+    result = cli(str(folder), "-o", str(out), "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["clip.gif.mp4", "clip.mp4"]
+    assert len(video_times(out / "clip.mp4")) == 6 and len(video_times(out / "clip.gif.mp4")) == 5
