@@ -200,7 +200,7 @@ def dispatch(args: argparse.Namespace, run: Run) -> None:
         raise UsageError("give an input (file, folder, camera, URL), --webcam N or --demo")
     if args.webcam is not None and args.input is not None:
         raise UsageError("give either an input or --webcam, not both")
-    live = is_live(spec) if args.live is None else args.live
+    live = args.live if args.live is not None else (args.webcam is not None and spec.isdigit()) or is_live(spec)
     if spec.startswith(("http://", "https://")) or (args.webcam is not None and not live):  # say how it is read
         log.info("%s: read as %s", spec, "a live stream (--no-live: every frame)" if live else "a file (--live: not)")
     if live:

@@ -36,9 +36,13 @@ MATRICES: dict[int, tuple[str, float, float]] = {
     9: ("bt2020nc", 0.2627, 0.0593),
     10: ("bt2020c", 0.2627, 0.0593),  # constant-luminance, approximated by its non-constant matrix
 }
-#: The transfer functions whose code values are display-referred gamma (brightening them is
-#: meaningful); PQ (16) and HLG (18) are HDR encodings, for which it is not.
-HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG (ARIB STD-B67)"}
+#: HDR transfer functions. PQ (16) codes are absolute light levels (a code is so many
+#: nits), so an SDR curve on them means nothing and such input is refused until a PQ path
+#: exists. HLG (18) is built to be shown as it is on SDR displays (its lower half is a
+#: square root, like SDR gamma): it is enhanced in that SDR-compatible signal and keeps
+#: its HLG tags (docs/MODEL.md).
+TRANSFER_PQ, TRANSFER_HLG = 16, 18
+HDR_TRANSFERS = {TRANSFER_PQ: "PQ (SMPTE 2084)", TRANSFER_HLG: "HLG (ARIB STD-B67)"}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import av
 import cv2
 import numpy as np
 
-from .colour import interpret
+from .colour import TRANSFER_HLG, TRANSFER_PQ, interpret
 from .frame import Frame, StreamInfo, YUVPlanes, has_420_planes, plane_view
 
 log = logging.getLogger("realtime")
@@ -182,6 +182,13 @@ class VideoFileSource:
         self.frame_count = announced_frames(self.container, self.stream)
         self.colour = interpret(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc,
                                 self.width, self.height, (cc.pix_fmt or "").startswith("yuvj"))
+        if self.colour.transfer == TRANSFER_PQ:
+            self.container.close()
+            raise SourceError(f"{self.label}: HDR10 (PQ) video is not supported yet: its codes are absolute light "
+                              "levels, and an SDR curve would push them to hundreds of nits; convert it to SDR or "
+                              "HLG first")
+        if self.colour.transfer == TRANSFER_HLG:
+            log.info("%s: HLG: enhanced in its SDR-compatible signal, written as HLG", self.label)
         self.bits = _bits(cc.pix_fmt)
         self.copied = [s for s in self.container.streams if copy_streams and (
                        s.type in COPIED_TYPES or (s.type == "video" and s is not self.stream
@@ -753,4 +760,6 @@ def is_live(spec: str) -> bool:
     if spec.startswith(("http://", "https://")):
         name = spec.split("?", 1)[0].split("#", 1)[0]
         return Path(name).suffix.lower() not in VIDEO_SUFFIXES
-    return spec.isdigit() or spec.startswith(LIVE_PREFIXES)
+    if spec.isdigit():  # a camera index, unless a file has that name (--webcam N is always a camera)
+        return not Path(spec).is_file()
+    return spec.startswith(LIVE_PREFIXES)

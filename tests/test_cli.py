@@ -268,3 +268,11 @@ def test_help_shows_examples():
     result = cli("--help")
     assert result.returncode == 0
     assert "--webcam" in result.stdout and "examples:" in result.stdout
+
+
+def test_a_video_file_named_like_a_camera_index_is_a_file(tmp_path, clip):
+    named = tmp_path / "2024"
+    named.write_bytes(clip[0].read_bytes())
+    result = cli("2024", "-o", str(tmp_path / "o.mp4"), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(video_times(tmp_path / "o.mp4")) == len(clip[1])

@@ -229,3 +229,36 @@ def test_a_colour_description_that_changes_mid_stream_is_read_frame_by_frame(tmp
         # the converted part goes through one more 4:2:0 chroma resampling: a few levels at
         # sharp colour edges (measured: mean 1.3, 99 % within 4, edges up to 15)
         assert error.mean() <= 1.5 and np.percentile(error, 99) <= 4
+
+
+def test_pq_video_is_refused_in_one_line(tmp_path):
+    src = tmp_path / "hdr10.mkv"
+    make_tagged_clip(src, (320, 240), "yuv420p10le", space=9, primaries=9, transfer=16, frames=2, dark=0.3)
+    result = cli(str(src), "-o", str(tmp_path / "o.mkv"))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert "HDR10 (PQ)" in lines[-1] and "Traceback" not in result.stderr
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_hlg_is_enhanced_as_its_sdr_compatible_signal_and_stays_hlg(tmp_path):
+    """HLG shown on an SDR BT.2020 display is its codes as they are: the HLG output, shown
+    that way, is the SDR path's output for the same codes."""
+    hlg, sdr = tmp_path / "hlg.mkv", tmp_path / "sdr.mkv"
+    for path, transfer in ((hlg, 18), (sdr, 14)):
+        make_tagged_clip(path, (320, 240), "yuv420p10le", space=9, primaries=9, transfer=transfer, frames=3, dark=0.3)
+    outputs = []
+    for path in (hlg, sdr):
+        out = path.with_name(f"{path.stem}_out.mkv")
+        result = cli(str(path), "-o", str(out), "--crf", "0", "--denoise", "off")
+        assert result.returncode == 0, result.stderr
+        outputs.append(out)
+    assert tags(outputs[0])[3] == 18, "still tagged HLG"
+    with av.open(str(outputs[0])) as a, av.open(str(outputs[1])) as b:
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
+            ya, yb = (np.frombuffer(f.planes[0], np.uint16) for f in (fa, fb))
+            assert np.abs(ya.astype(int) - yb).max() <= 3 * 4  # 3 levels of 8 bits, in 10-bit codes
+    with av.open(str(hlg)) as before, av.open(str(outputs[0])) as after:
+        lift = [np.frombuffer(f.planes[0], np.uint16).mean() for f in (next(before.decode(video=0)),
+                                                                        next(after.decode(video=0)))]
+    assert lift[1] > 1.3 * lift[0], "brightened"
