@@ -15,7 +15,7 @@ from .backends import BACKENDS, BackendUnavailable
 from .checkpoint import CheckpointError
 from .controls import MAX_STRENGTH
 from .errors import MissingDependency, RunError
-from .runs import Run, Settings, UsageError, check_not_input, job_kind, tell
+from .runs import Run, Settings, UsageError, check_not_input, job_kind, quiet_native_libraries, tell
 from .signals import exit_status, stop_on_sigterm
 from .sinks import CRF_CODECS, X26X_PRESETS, SinkError, VirtualCameraSink, default_codec
 from .sources import IMAGE_SUFFIXES, STDIN, SourceError, is_live
@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+    quiet_native_libraries(args.verbose)
     if threading.current_thread() is threading.main_thread():
         stop_on_sigterm()
     run = None

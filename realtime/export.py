@@ -25,8 +25,13 @@ log = logging.getLogger("realtime")
 FORMATS = ("onnx", "torch-export")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not the whole usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="realtime-enhance export",
+    p = ArgumentParser(prog="realtime-enhance export",
                                 description="Write the per-frame computation as an ONNX graph or a torch.export program.")
     p.add_argument("output", type=Path, help="the file to write (model.onnx, model.pt2)")
     p.add_argument("--weights", type=Path, help="checkpoint (default: the bundled weights)")
@@ -99,6 +104,10 @@ def main(argv: list[str]) -> int:
     kind = args.format or ("onnx" if args.output.suffix.lower() == ".onnx" else "torch-export")
     if not args.output.parent.is_dir():
         print(f"realtime-enhance: error: {args.output.parent}: no such folder", file=sys.stderr)
+        return 1
+    if args.output.is_dir():
+        print(f"realtime-enhance: error: {args.output}: is a directory; give a file name (model.onnx)",
+              file=sys.stderr)
         return 1
     try:
         import_torch("the export", "onnx" if kind == "onnx" else "torch")

@@ -33,6 +33,14 @@ def tell(line: str) -> None:
         pass
 
 
+def quiet_native_libraries(verbose: bool) -> None:
+    """OpenCV's own log lines (decoder warnings, "can't encode" errors) stay off stderr
+    unless -v: every failure is said once, in our words."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_INFO if verbose else cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 class UsageError(Exception):
     """The request cannot be carried out as asked (exit status 2); the message says why."""
 

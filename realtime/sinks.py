@@ -61,9 +61,17 @@ def check_output_path(path: Path) -> None:
         raise SinkError(f"{path}: is a directory")
 
 
-def partial_path(path: Path) -> Path:
-    """Where an output is written until it is finished: NAME.partial.EXT beside it."""
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
+#: The longest file name most filesystems take (bytes).
+NAME_MAX = 255
+
+
+def partial_path(path: Path, tag: str = ".partial") -> Path:
+    """Where an output is written until it is finished: NAME.partial.EXT beside it (NAME
+    shortened where the longer name would not fit the filesystem's limit)."""
+    stem, room = path.stem, NAME_MAX - len(f"{tag}{path.suffix}".encode())
+    while len(stem.encode()) > room:
+        stem = stem[:-1]
+    return path.with_name(f"{stem}{tag}{path.suffix}")
 
 
 class PartialFile:
@@ -89,7 +97,7 @@ class PartialFile:
     def _claim(self) -> tuple[Path, int | None]:
         base = partial_path(self.final)
         for n in range(1, 100):
-            candidate = base if n == 1 else base.with_name(f"{self.final.stem}.partial-{n}{self.final.suffix}")
+            candidate = base if n == 1 else partial_path(self.final, f".partial-{n}")
             try:
                 fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
@@ -475,6 +483,7 @@ def _pad_edges(picture: YUVPlanes, owner: "av.VideoFrame") -> None:
 #: Image formats that hold 16 bits per channel, and those that hold alpha.
 DEEP_IMAGES = {".png", ".tif", ".tiff"}
 ALPHA_IMAGES = {".png", ".tif", ".tiff", ".webp"}
+JPEG_NAMES = {".jfif": ".jpg", ".jpe": ".jpg"}  # other names of JPEG files, which OpenCV's encoder does not know
 
 
 class ImageSink:
@@ -516,10 +525,10 @@ class ImageSink:
         if alpha is not None and suffix not in ALPHA_IMAGES:
             self._say(f"{target.suffix} has no alpha: the transparency of the input is not kept")
             alpha = None
-        pixels = image[..., 0] if grey and alpha is None else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        pixels = image[..., 0] if grey and alpha is None and suffix != ".ppm" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         if alpha is not None and not self.show_both:
             pixels = np.dstack([cv2.cvtColor(image, cv2.COLOR_RGB2BGR), alpha.astype(image.dtype)])
-        ok, data = cv2.imencode(suffix, pixels)
+        ok, data = cv2.imencode(JPEG_NAMES.get(suffix, suffix), pixels)
         if not ok:
             raise SinkError(f"{target}: cannot encode an image with suffix {target.suffix!r}")
         return data

@@ -665,3 +665,30 @@ def test_a_gif_and_a_video_with_one_stem_get_two_outputs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["clip.gif.mp4", "clip.mp4"]
     assert len(video_times(out / "clip.mp4")) == 6 and len(video_times(out / "clip.gif.mp4")) == 5
+
+
+def test_an_output_name_at_the_filesystems_limit_still_gets_its_partial(tmp_path, clip):
+    out = tmp_path / ("n" * 250 + ".mkv")
+    result = cli(str(clip[0]), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert len(video_times(out)) == len(clip[1])
+
+
+def test_export_mistakes_are_one_line(tmp_path):
+    folder = tmp_path / "model.onnx"
+    folder.mkdir()
+    for args, code in ((["export", str(folder)], 1), (["export", str(tmp_path / "m.onnx"), "--bogus"], 2)):
+        result = cli(*args)
+        assert result.returncode == code and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list(tmp_path.iterdir()) == [folder], "nothing left behind"
+
+
+@pytest.mark.parametrize("suffix", [".ppm", ".jfif"])
+def test_more_image_names_are_images(tmp_path, suffix):
+    src = tmp_path / f"dark{suffix}"
+    ok, data = cv2.imencode(".ppm" if suffix == ".ppm" else ".jpg", np.full((30, 40, 3), 25, np.uint8))
+    data.tofile(str(src))
+    out = tmp_path / f"bright{suffix}"
+    result = cli(str(src), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert cv2.imdecode(np.fromfile(str(out), np.uint8), cv2.IMREAD_COLOR).mean() > 40
