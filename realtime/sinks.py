@@ -321,9 +321,16 @@ class VideoFileSink:
                 copy = self.container.add_stream_from_template(s)
                 copy.disposition = s.disposition
                 self._copies[s.index] = copy
+                continue
             except (av.error.FFmpegError, ValueError) as exc:
-                log.warning("%s: %s stream %d (%s) not copied: %s", self.path, s.type, s.index,
-                            s.codec_context.name, exc)
+                why = exc
+            codec = AUDIO_FOR.get(container_format(self.path) or self.path.suffix.lower()) if s.type == "audio" else None
+            if codec is None:
+                log.warning("%s: %s stream %d (%s) not copied: %s", self.path, s.type, s.index, s.codec_context.name, why)
+                continue
+            self._copies[s.index] = AudioTranscoder(self.container, s, codec)
+            log.warning("%s: %s audio (stream %d) cannot be copied into %s: re-encoded as %s", self.path,
+                        s.codec_context.name, s.index, self.path.suffix, codec)
 
     # --- writing --------------------------------------------------------------------------
 
@@ -358,9 +365,12 @@ class VideoFileSink:
             if until is not None and when is not None and when * packet.time_base > until:
                 keep.append((index, packet))
                 continue
-            packet.stream = copy
             try:
-                self.container.mux(packet)
+                if isinstance(copy, AudioTranscoder):
+                    copy.mux(packet)
+                else:
+                    packet.stream = copy
+                    self.container.mux(packet)
             except av.error.FFmpegError as exc:  # a damaged input packet (bad timestamps): leave it out
                 self.unmuxable += 1
                 log.debug("%s: a %s packet could not be copied: %s", self.path, copy.type, exc)
@@ -418,6 +428,9 @@ class VideoFileSink:
             # A stopped run ends the copied streams with the video, not at the input's end.
             end = None if complete or self._last_pts is None else float((self._last_pts + 1) * self.time_base)
             self._mux_copied(until=end)
+            for copy in self._copies.values():
+                if isinstance(copy, AudioTranscoder):
+                    copy.flush()
             self.container.close()
         except Exception:
             self._abandon()
@@ -442,6 +455,41 @@ class VideoFileSink:
             self.container = None
         if self.partial:
             self.partial.discard()
+
+
+#: The audio codec an output container is given when the input's cannot be copied into it.
+AUDIO_FOR = {"webm": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac", "matroska": "libopus"}
+
+
+class AudioTranscoder:
+    """An audio stream that the output container cannot hold as it is (AAC in WebM):
+    decoded and encoded again, its timing kept, so that the sound is not dropped."""
+
+    def __init__(self, container, template, codec: str) -> None:
+        self.container = container
+        self.decoder = av.CodecContext.create(template.codec_context.name, "r")
+        self.decoder.extradata = template.codec_context.extradata
+        self.time_base = template.time_base
+        rate = 48000 if codec == "libopus" else template.codec_context.sample_rate or 48000
+        self.stream = container.add_stream(codec, rate=rate)
+        self.stream.layout = template.codec_context.layout.name if template.codec_context.layout else "stereo"
+        self.resampler = av.AudioResampler(format=self.stream.format.name, layout=self.stream.layout.name, rate=rate,
+                                           frame_size=self.stream.frame_size or None)
+        self.type = "audio"
+
+    def mux(self, packet: "av.Packet") -> None:
+        for frame in self.decoder.decode(packet):
+            self._encode(frame)
+
+    def flush(self) -> None:
+        for frame in self.decoder.decode(None):
+            self._encode(frame)
+        self._encode(None)
+        self.container.mux(self.stream.encode(None))
+
+    def _encode(self, frame) -> None:
+        for resampled in self.resampler.resample(frame):
+            self.container.mux(self.stream.encode(resampled))
 
 
 def container_format(path: Path) -> str | None:

@@ -692,3 +692,23 @@ def test_more_image_names_are_images(tmp_path, suffix):
     result = cli(str(src), "-o", str(out), "-q")
     assert result.returncode == 0, result.stderr
     assert cv2.imdecode(np.fromfile(str(out), np.uint8), cv2.IMREAD_COLOR).mean() > 40
+
+
+# --- 18. audio the output container cannot hold is re-encoded, not dropped ---------------------------------
+
+
+def test_aac_into_webm_is_re_encoded_not_dropped(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=48, size=(160, 96), audio=True)
+    out = tmp_path / "out.webm"
+    result = cli(str(src), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "re-encoded as libopus" in result.stderr
+
+    def seconds(path: Path) -> float:
+        with av.open(str(path)) as container:
+            return sum(f.samples / f.sample_rate for f in container.decode(audio=0))
+
+    with av.open(str(out)) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["opus"]
+    assert abs(seconds(out) - seconds(src)) < 0.1
