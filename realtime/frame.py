@@ -154,6 +154,7 @@ class StreamInfo:
     metadata: dict = field(default_factory=dict)  # the container's (title, creation time, ...)
     stream_metadata: dict = field(default_factory=dict)
     copied: list = field(default_factory=list)
+    chapters: list = field(default_factory=list)  # PyAV's chapter dicts (id, start, end, time_base, metadata)
 
     @property
     def interlaced(self) -> bool:

@@ -232,6 +232,11 @@ class VideoFileSink:
                             f"choose another --codec or container")
         self.stream = self._add_video(codec, crf, preset, threads)
         self._add_copies()
+        if self.info.chapters:
+            try:
+                self.container.set_chapters(self.info.chapters)
+            except (av.error.FFmpegError, ValueError, TypeError) as exc:
+                log.warning("%s: the input's %d chapters not kept: %s", self.path, len(self.info.chapters), exc)
         try:
             self.stream.codec_context.open()
         except av.error.FFmpegError as exc:

@@ -195,7 +195,8 @@ class VideoFileSource:
                                                      and s.disposition & av.stream.Disposition.attached_pic))]
         self.info = StreamInfo(self.width, self.height, self.fps, self.time_base, self.colour, self.bits,
                                cc.field_order or 0, self.stream.sample_aspect_ratio,
-                               dict(self.container.metadata), dict(self.stream.metadata), self.copied)
+                               dict(self.container.metadata), dict(self.stream.metadata), self.copied,
+                               self.container.chapters() if copy_streams else [])
         self.pipe = _is_pipe(self.spec)
         if start:
             self.container.seek(int(start / self.time_base), stream=self.stream, backward=True)

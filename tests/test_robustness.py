@@ -712,3 +712,25 @@ def test_aac_into_webm_is_re_encoded_not_dropped(tmp_path):
     with av.open(str(out)) as container:
         assert [s.codec_context.name for s in container.streams.audio] == ["opus"]
     assert abs(seconds(out) - seconds(src)) < 0.1
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_chapters_survive(tmp_path, suffix):
+    src = tmp_path / "chapters.mkv"
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
+        out.set_chapters([{"id": i + 1, "start": i * 1000, "end": (i + 1) * 1000, "time_base": Fraction(1, 1000),
+                           "metadata": {"title": title}} for i, title in enumerate(("One", "Two"))])
+        for i in range(50):
+            vf = av.VideoFrame.from_ndarray(frame_pattern(i, 160, 96), format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+    dst = tmp_path / f"out{suffix}"
+    result = cli(str(src), "-o", str(dst), "-q")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(dst)) as container:
+        chapters = container.chapters()
+    assert [c["metadata"].get("title") for c in chapters] == ["One", "Two"]
+    assert [float(c["start"] * c["time_base"]) for c in chapters] == [0.0, 1.0]
