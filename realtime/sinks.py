@@ -275,8 +275,10 @@ class VideoFileSink:
         if threads:
             cc.thread_count = threads
         stream.thread_type = "AUTO"
-        stream.metadata.update(info.stream_metadata)
-        self.container.metadata.update(info.metadata)
+        if codec == "libx265" and self.path.suffix.lower() in (".mp4", ".m4v", ".mov"):
+            cc.codec_tag = "hvc1"  # parameter sets in the header, as Apple's players require
+        stream.metadata.update({k: v for k, v in info.stream_metadata.items() if k.lower() not in UNTRUE_TAGS})
+        self.container.metadata.update({k: v for k, v in info.metadata.items() if k.lower() not in UNTRUE_TAGS})
         return stream
 
     def _output_colour(self, codec: str, colour: ColourDescription) -> ColourDescription:
@@ -461,6 +463,11 @@ class VideoFileSink:
         if self.partial:
             self.partial.discard()
 
+
+#: Input tags that would lie about the output: its encoder (FFmpeg names the new one), an
+#: alpha channel it no longer has, the input's durations and sizes.
+UNTRUE_TAGS = {"encoder", "alpha_mode", "duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_tags",
+               "_statistics_writing_app", "_statistics_writing_date_utc"}
 
 #: The audio codec an output container is given when the input's cannot be copied into it.
 AUDIO_FOR = {"webm": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac", "matroska": "libopus"}

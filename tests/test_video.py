@@ -262,3 +262,25 @@ def test_hlg_is_enhanced_as_its_sdr_compatible_signal_and_stays_hlg(tmp_path):
         lift = [np.frombuffer(f.planes[0], np.uint16).mean() for f in (next(before.decode(video=0)),
                                                                         next(after.decode(video=0)))]
     assert lift[1] > 1.3 * lift[0], "brightened"
+
+
+def test_hevc_in_mp4_is_hvc1_and_untrue_tags_are_not_copied(tmp_path):
+    src = tmp_path / "tagged.mkv"
+    make_tagged_clip(src, (160, 96), frames=3)
+    with av.open(str(src)) as original, av.open(str(tmp_path / "lying.mkv"), "w") as out:
+        stream = out.add_stream_from_template(original.streams.video[0])
+        stream.metadata.update({"encoder": "Lavc61.3.100 libx265", "ALPHA_MODE": "1", "title": "kept"})
+        for packet in original.demux(original.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    result = cli(str(tmp_path / "lying.mkv"), "-o", str(tmp_path / "out.mkv"), "-q")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        metadata = {k.lower(): v for k, v in container.streams.video[0].metadata.items()}
+    assert "libx265" not in metadata.get("encoder", "") and "alpha_mode" not in metadata
+    assert metadata.get("title") == "kept"
+    result = cli(str(src), "-o", str(tmp_path / "hevc.mp4"), "--codec", "libx265", "-q")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(tmp_path / "hevc.mp4")) as container:
+        assert container.streams.video[0].codec_context.codec_tag == "hvc1"
