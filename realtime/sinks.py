@@ -25,7 +25,7 @@ from .frame import Frame, Picture, StreamInfo, YUVPlanes, as_rgb, plane_view
 log = logging.getLogger("realtime")
 
 #: The encoder a container gets when none is named: what plays everywhere in it.
-DEFAULT_CODECS = {".webm": "libvpx-vp9", ".ogv": "libtheora"}
+DEFAULT_CODECS = {".webm": "libvpx-vp9", ".ogv": "libtheora", ".mpg": "mpeg2video", ".mpeg": "mpeg2video"}
 DEFAULT_CODEC = "libx264"
 CRF_CODECS = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (0, 63)}
 #: Encoders with a fixed quantiser instead of a CRF: --crf N sets q = N / 6 (18 -> 3), not
@@ -168,6 +168,24 @@ def side_by_side(before: Picture, after: Picture) -> Picture:
     return both
 
 
+#: What FFmpeg's MPEG program and transport stream muxers hold; PyAV lists only their
+#: defaults for them (the muxers answer no codec query).
+MPEG_MUXERS = {"mpeg": {"mpeg1video", "mpeg2video", "h264", "mp2", "mp3", "ac3", "dts", "pcm_dvd"},
+               "mpegts": {"mpeg1video", "mpeg2video", "h264", "hevc", "av1", "vp9", "aac", "mp2", "mp3", "ac3",
+                          "eac3", "opus", "dts", "dvb_subtitle", "dvb_teletext"}}
+
+
+def holds(container, *names: str) -> bool:
+    """Whether an output container can hold a codec (any of its names); unknown: yes."""
+    held = MPEG_MUXERS.get(container.format.name) or container.supported_codecs
+    return not held or any(name in held for name in names)
+
+
+def can_hold(container, encoder) -> bool:
+    """Whether an output container can hold what `encoder` makes."""
+    return holds(container, encoder.name, encoder.canonical_name)
+
+
 def default_codec(path: Path) -> str:
     return DEFAULT_CODECS.get(path.suffix.lower(), DEFAULT_CODEC)
 
@@ -227,7 +245,7 @@ class VideoFileSink:
             encoder = av.codec.Codec(codec, "w")
         except Exception:  # noqa: BLE001 - PyAV raises UnknownCodecError or ValueError
             raise SinkError(f"{self.path}: encoder {codec!r} is not available in this FFmpeg build") from None
-        if self.container.supported_codecs and encoder.name not in self.container.supported_codecs:
+        if not can_hold(self.container, encoder):
             raise SinkError(f"{self.path}: a {self.path.suffix} file cannot hold {codec} video; "
                             f"choose another --codec or container")
         self.stream = self._add_video(codec, crf, preset, threads)
@@ -269,8 +287,12 @@ class VideoFileSink:
             cc.max_b_frames = 0
         if codec in QSCALE_CODECS:  # a fixed quantiser: rate control may only pick q
             cc.qmin = cc.qmax = min(31, max(1, round(crf / 6)))
-            cc.bit_rate = 1_000_000_000
+            # MPEG-1/2 refuse a bit rate beyond their levels' (Invalid argument); 60 Mb/s is
+            # above what q 3 needs at 1080p and within MPEG-2's high level
+            cc.bit_rate = 60_000_000 if codec in ("mpeg1video", "mpeg2video") else 1_000_000_000
         self.time_base = info.time_base or Fraction(1, max(1, round(info.fps or 30)))
+        if codec in ("mpeg1video", "mpeg2video"):  # they take only standard rates, as 1/rate
+            self.time_base = 1 / Fraction(info.fps or 25).limit_denominator(1001)
         cc.time_base = stream.time_base = self.time_base
         if threads:
             cc.thread_count = threads
@@ -324,11 +346,13 @@ class VideoFileSink:
 
     def _add_copies(self) -> None:
         for s in self.info.copied:
+            why: object = f"a {self.path.suffix} file cannot hold it"
             try:
-                copy = self.container.add_stream_from_template(s)
-                copy.disposition = s.disposition
-                self._copies[s.index] = copy
-                continue
+                if holds(self.container, s.codec_context.name):
+                    copy = self.container.add_stream_from_template(s)
+                    copy.disposition = s.disposition
+                    self._copies[s.index] = copy
+                    continue
             except (av.error.FFmpegError, ValueError) as exc:
                 why = exc
             codec = AUDIO_FOR.get(container_format(self.path) or self.path.suffix.lower()) if s.type == "audio" else None
@@ -470,7 +494,8 @@ UNTRUE_TAGS = {"encoder", "alpha_mode", "duration", "number_of_frames", "number_
                "_statistics_writing_app", "_statistics_writing_date_utc"}
 
 #: The audio codec an output container is given when the input's cannot be copied into it.
-AUDIO_FOR = {"webm": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac", "matroska": "libopus"}
+AUDIO_FOR = {"webm": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac", "matroska": "libopus", ".mpg": "mp2",
+             ".mpeg": "mp2", ".ts": "aac", ".avi": "mp2"}
 
 
 class AudioTranscoder:

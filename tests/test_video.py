@@ -284,3 +284,25 @@ def test_hevc_in_mp4_is_hvc1_and_untrue_tags_are_not_copied(tmp_path):
     assert result.returncode == 0, result.stderr
     with av.open(str(tmp_path / "hevc.mp4")) as container:
         assert container.streams.video[0].codec_context.codec_tag == "hvc1"
+
+
+#: The container / codec table the README states, each pair tried.
+CONTAINER_CODECS = {".mp4": ["libx264", "libx265"], ".mkv": ["libx264", "libx265", "libvpx-vp9"],
+                    ".mov": ["libx264", "libx265"], ".webm": ["libvpx-vp9"], ".ts": ["libx264", "libx265", "mpeg2video"],
+                    ".mpg": ["mpeg2video", "mpeg1video"], ".avi": ["libx264", "mpeg4"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", sorted(CONTAINER_CODECS))
+def test_every_container_and_codec_in_the_table_writes_every_frame_and_the_sound(tmp_path, suffix):
+    from helpers import make_clip, video_times
+
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=24, size=(160, 96), audio=True)
+    for codec in CONTAINER_CODECS[suffix]:
+        out = tmp_path / f"out_{codec}{suffix}"
+        result = cli(str(src), "-o", str(out), "--codec", codec, "-q")
+        assert result.returncode == 0, (codec, result.stderr)
+        assert len(video_times(out)) == 24, codec
+        with av.open(str(out)) as container:
+            assert len(container.streams.audio) == 1, (codec, "the sound is kept")
