@@ -129,6 +129,7 @@ class Frame:
     rotation: int = 0  # display rotation (degrees counter-clockwise) the input asks players for
     packets: list = field(default_factory=list)
     alpha: np.ndarray | None = None
+    tags: object = None  # a photo's imagemeta.PhotoTags (EXIF, ICC), written back with it
 
 
 def as_rgb(picture: Picture) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from .colour import RANGE_UNSPECIFIED, SPACE_SMPTE170M, UNSPECIFIED, ColourDescription, interpret
 from .curves import convert_planes
 from .errors import MissingDependency
+from .imagemeta import with_tags
 from .frame import Frame, Picture, StreamInfo, YUVPlanes, as_rgb, plane_view
 
 log = logging.getLogger("realtime")
@@ -595,9 +596,11 @@ class ImageSink:
         target = self.path if self.path is not None else self.root / frame.name
         target.parent.mkdir(parents=True, exist_ok=True)
         image = side_by_side(frame.image, frame.enhanced) if self.show_both else as_rgb(frame.enhanced)
-        data = self._encode(target, image, frame.alpha, grey=_is_grey(frame.image))
+        data = self._encode(target, image, frame.alpha, grey=_is_grey(frame.image)).tobytes()
+        if frame.tags is not None:
+            data = with_tags(data, target.suffix.lower(), frame.tags)
         partial = partial_path(target)
-        data.tofile(str(partial))
+        partial.write_bytes(data)
         os.replace(partial, target)
         self.frames += 1
         return True

@@ -27,6 +27,7 @@ import numpy as np
 
 from .colour import TRANSFER_HLG, TRANSFER_PQ, interpret
 from .frame import Frame, StreamInfo, YUVPlanes, has_420_planes, plane_view
+from .imagemeta import read_tags, upright
 
 log = logging.getLogger("realtime")
 
@@ -697,9 +698,13 @@ class ImageSource:
                 self.failed.append(path)
                 continue
             image, alpha = picture
+            tags = read_tags(path)
+            if tags.orientation != 1:  # a phone photo: turned upright, as viewers show it
+                image = upright(image, tags.orientation)
+                alpha = None if alpha is None else upright(alpha, tags.orientation)
             if image.ndim == 2:  # grey: the engine keeps it grey (the same curve in every channel)
                 image = np.repeat(image[:, :, None], 3, axis=2)
-            yield Frame(image, index, name=str(path.relative_to(self.root)), alpha=alpha)
+            yield Frame(image, index, name=str(path.relative_to(self.root)), alpha=alpha, tags=tags)
         if self.failed:
             self.error = f"{len(self.failed)} of {len(self.paths)} images could not be read"
 

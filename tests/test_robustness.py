@@ -734,3 +734,34 @@ def test_chapters_survive(tmp_path, suffix):
         chapters = container.chapters()
     assert [c["metadata"].get("title") for c in chapters] == ["One", "Two"]
     assert [float(c["start"] * c["time_base"]) for c in chapters] == [0.0, 1.0]
+
+
+# --- 19. phone photos: EXIF orientation, EXIF and ICC -------------------------------------------------------
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_phone_photos_come_out_upright_with_their_exif_and_icc(tmp_path, orientation):
+    from PIL import Image, ImageCms, ImageOps
+
+    from helpers import identity_weights
+
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[:12, :20] = (220, 40, 40)  # a mark in one corner says which way is up
+    pixels[24:] = (30, 30, 90)
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = orientation, "TestCam"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "phone.jpg"
+    Image.fromarray(pixels).save(src, exif=exif.tobytes(), icc_profile=icc, quality=95)
+    weights = identity_weights(tmp_path / "id.safetensors")
+    for suffix in (".jpg", ".png"):
+        out = tmp_path / f"out{suffix}"
+        result = cli(str(src), "-o", str(out), "--weights", str(weights), "-q")
+        assert result.returncode == 0, result.stderr
+        with Image.open(src) as before, Image.open(out) as after:
+            want = np.asarray(ImageOps.exif_transpose(before).convert("RGB"), dtype=int)
+            got = np.asarray(after.convert("RGB"), dtype=int)
+            assert got.shape == want.shape and np.abs(got - want).mean() < 4, suffix
+            tags = after.getexif()
+            assert tags.get(0x0112, 1) == 1 and tags.get(0x010F) == "TestCam", suffix
+            assert after.info.get("icc_profile") == icc, suffix
