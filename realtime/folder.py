@@ -109,7 +109,7 @@ def enhance_folder(folder: Path, output: Path, run: Run, jobs: int | None = None
 def run_serial(jobs: list[Job], folder: Path, output: Path, run: Run) -> int:
     """In this process: the images as one pipeline, then each video."""
     images = [job.source for job in jobs if job.kind == "image"]
-    failures = run.images(images, folder, ImageSink(root=output, show_both=run.settings.side_by_side)) if images else 0
+    failures = len(run.images(images, folder, ImageSink(root=output, show_both=run.settings.side_by_side))) if images else 0
     for job in (j for j in jobs if j.kind == "video"):
         try:
             run.job(job)

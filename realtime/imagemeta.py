@@ -18,11 +18,13 @@ ORIENTATION = 0x0112  # the EXIF tag
 @dataclass(frozen=True)
 class PhotoTags:
     """orientation: EXIF 1..8 (1 = upright); exif: the EXIF block as JPEG carries it
-    ("Exif\\0\\0" + TIFF data), its orientation reset to 1; icc: the ICC profile."""
+    ("Exif\\0\\0" + TIFF data), its orientation reset to 1; icc: the ICC profile;
+    pictures: how many the file holds (an animation's frames, a TIFF's pages)."""
 
     orientation: int = 1
     exif: bytes | None = None
     icc: bytes | None = None
+    pictures: int = 1
 
 
 def read_tags(path: Path) -> PhotoTags:
@@ -35,6 +37,7 @@ def read_tags(path: Path) -> PhotoTags:
         with Image.open(path) as image:
             exif = image.getexif()
             icc = image.info.get("icc_profile") or None
+            pictures = int(getattr(image, "n_frames", 1) or 1)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return PhotoTags()
     orientation = int(exif.get(ORIENTATION, 1) or 1)
@@ -43,7 +46,7 @@ def read_tags(path: Path) -> PhotoTags:
     data = exif.tobytes() if len(exif) else None
     if data is not None and not data.startswith(b"Exif\x00\x00"):
         data = b"Exif\x00\x00" + data
-    return PhotoTags(orientation if 1 <= orientation <= 8 else 1, data, icc)
+    return PhotoTags(orientation if 1 <= orientation <= 8 else 1, data, icc, pictures)
 
 
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:

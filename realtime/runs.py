@@ -282,17 +282,19 @@ class Run:
             raise SourceError(stats.source_error)
         return stats
 
-    def images(self, paths: list[Path], root: Path, sink: ImageSink) -> int:
-        """Photos through the photo path; returns how many could not be read (each is logged)."""
+    def images(self, paths: list[Path], root: Path, sink: ImageSink) -> dict[Path, str]:
+        """Photos through the photo path; returns those that could not be enhanced, with
+        why (each is logged)."""
         source = ImageSource(paths, root)
         stats = self.pipeline(Pipeline(source, self.engine.photos(), [sink], self.settings.queue_size), len(paths),
                               "images")
         self.summary(f"{len(paths)} images", stats)
-        return len(source.failed)
+        return {path: source.reasons.get(path, f"{path}: not a readable image") for path in source.failed}
 
     def image(self, path: Path, output: Path) -> None:
-        if self.images([path], path.parent, ImageSink(path=output, show_both=self.settings.side_by_side)):
-            raise SourceError(f"{path}: not a readable image")
+        failed = self.images([path], path.parent, ImageSink(path=output, show_both=self.settings.side_by_side))
+        if failed:
+            raise SourceError(failed[path])
 
     def camera(self, spec: str) -> Stats:
         """A camera or live stream, to the live outputs, until it ends or the run is stopped."""

@@ -684,6 +684,7 @@ class ImageSource:
         self.paths, self.root = paths, root
         self.frame_count = len(paths)
         self.failed: list[Path] = []
+        self.reasons: dict[Path, str] = {}  # why, where it is not "not a readable image"
         self.error: str | None = None
 
     def __iter__(self) -> Iterator[Frame]:
@@ -694,11 +695,15 @@ class ImageSource:
                 log.debug("%s: %s", path, exc)
                 picture = None
             if picture is None:
-                log.warning("%s: not a readable image, skipped", path)
-                self.failed.append(path)
+                self._skip(path, f"{path}: not a readable image, skipped")
                 continue
             image, alpha = picture
             tags = read_tags(path)
+            if tags.pictures > 1:  # never one frame of many, silently
+                self.reasons[path] = (f"{path}: holds {tags.pictures} pictures (an animation or pages); only "
+                                      "still images are enhanced: convert it to a video (or its pages to images)")
+                self._skip(path, self.reasons[path])
+                continue
             if tags.orientation != 1:  # a phone photo: turned upright, as viewers show it
                 image = upright(image, tags.orientation)
                 alpha = None if alpha is None else upright(alpha, tags.orientation)
@@ -707,6 +712,11 @@ class ImageSource:
             yield Frame(image, index, name=str(path.relative_to(self.root)), alpha=alpha, tags=tags)
         if self.failed:
             self.error = f"{len(self.failed)} of {len(self.paths)} images could not be read"
+
+    def _skip(self, path: Path, why: str) -> None:
+        """One image left out; said here for a batch (a single image's run says it as its error)."""
+        log.log(logging.WARNING if len(self.paths) > 1 else logging.DEBUG, "%s", why)
+        self.failed.append(path)
 
     def close(self) -> None:
         pass

@@ -765,3 +765,18 @@ def test_phone_photos_come_out_upright_with_their_exif_and_icc(tmp_path, orienta
             tags = after.getexif()
             assert tags.get(0x0112, 1) == 1 and tags.get(0x010F) == "TestCam", suffix
             assert after.info.get("icc_profile") == icc, suffix
+
+
+def test_images_holding_many_pictures_are_refused_in_one_line_never_cut_to_one(tmp_path):
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((24, 32, 3), 10 * i, np.uint8)) for i in range(20)]
+    apng, tiff = tmp_path / "anim.png", tmp_path / "pages.tif"
+    frames[0].save(apng, save_all=True, append_images=frames[1:], duration=50)
+    frames[0].save(tiff, save_all=True, append_images=frames[1:3])
+    for src, count in ((apng, 20), (tiff, 3)):
+        result = cli(str(src), "-o", str(tmp_path / f"out{src.suffix}"))
+        assert result.returncode == 1
+        lines = [line for line in result.stderr.strip().splitlines() if "backend" not in line and "frames at" not in line]
+        assert len(lines) == 1 and f"holds {count} pictures" in lines[0], result.stderr
+        assert not (tmp_path / f"out{src.suffix}").exists()
