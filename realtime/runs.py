@@ -34,9 +34,12 @@ def tell(line: str) -> None:
 
 
 def quiet_native_libraries(verbose: bool) -> None:
-    """OpenCV's own log lines (decoder warnings, "can't encode" errors) stay off stderr
-    unless -v: every failure is said once, in our words."""
+    """OpenCV's own log lines (decoder warnings, "can't encode" errors) and SVT-AV1's
+    banner stay off stderr unless -v: every failure is said once, in our words."""
     import cv2
+
+    if not verbose:
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only (read when an encoder starts)
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_INFO if verbose else cv2.utils.logging.LOG_LEVEL_SILENT)
 

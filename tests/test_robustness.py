@@ -780,3 +780,13 @@ def test_images_holding_many_pictures_are_refused_in_one_line_never_cut_to_one(t
         lines = [line for line in result.stderr.strip().splitlines() if "backend" not in line and "frames at" not in line]
         assert len(lines) == 1 and f"holds {count} pictures" in lines[0], result.stderr
         assert not (tmp_path / f"out{src.suffix}").exists()
+
+
+def test_a_plain_run_carries_no_native_library_chatter(tmp_path, clip):
+    import av as pyav
+
+    if "libsvtav1" not in pyav.codecs_available:
+        pytest.skip("this FFmpeg build has no SVT-AV1")
+    result = cli(str(clip[0]), "-o", str(tmp_path / "o.mkv"), "--codec", "libsvtav1", "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
