@@ -36,6 +36,8 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")
 #: Containers that keep no presentation timestamps: B-frames would play out of order.
 NO_REORDER = {".avi", ".flv"}
+#: Containers whose time base is the frame rate.
+FRAME_RATE_CONTAINERS = {".avi"}
 #: Matroska is written in clusters of at most this long (the muxer holds the open one in
 #: memory) and flushed to disk after each packet, so a hard kill loses at most about this
 #: much of already-encoded video, plus what the encoder holds (a few frames).
@@ -292,7 +294,9 @@ class VideoFileSink:
             # above what q 3 needs at 1080p and within MPEG-2's high level
             cc.bit_rate = 60_000_000 if codec in ("mpeg1video", "mpeg2video") else 1_000_000_000
         self.time_base = info.time_base or Fraction(1, max(1, round(info.fps or 30)))
-        if codec in ("mpeg1video", "mpeg2video"):  # they take only standard rates, as 1/rate
+        if codec in ("mpeg1video", "mpeg2video") or self.path.suffix.lower() in FRAME_RATE_CONTAINERS:
+            # MPEG-1/2 take only standard rates, and AVI's time base is its frame rate (a
+            # fine input time base declares hundreds of fps and empty frames between): 1/rate
             self.time_base = 1 / Fraction(info.fps or 25).limit_denominator(1001)
         cc.time_base = stream.time_base = self.time_base
         if threads:

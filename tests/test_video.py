@@ -306,3 +306,17 @@ def test_every_container_and_codec_in_the_table_writes_every_frame_and_the_sound
         assert len(video_times(out)) == 24, codec
         with av.open(str(out)) as container:
             assert len(container.streams.audio) == 1, (codec, "the sound is kept")
+
+
+def test_avi_declares_the_frame_rate_and_no_empty_frames(tmp_path):
+    from helpers import make_clip
+
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=48, size=(160, 96), audio=True)
+    out = tmp_path / "out.avi"
+    result = cli(str(src), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 24 and stream.frames <= 49  # was 600 fps and 1213 slots, most of them empty
+        assert sum(1 for _ in container.decode(stream)) == 48
