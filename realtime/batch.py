@@ -46,7 +46,7 @@ _worker: dict = {}
 def _start_worker(settings: Settings, progress: "multiprocessing.Queue", parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides; it ends the pool
     end_with_parent(parent)
-    _worker.update(settings=settings, progress=progress, run=Run(settings))
+    _worker.update(progress=progress, run=Run(settings))
 
 
 def _enhance(index: int, job: Job) -> int:

@@ -15,7 +15,7 @@ from .backends import BACKENDS, BackendUnavailable
 from .checkpoint import CheckpointError
 from .controls import MAX_STRENGTH
 from .errors import MissingDependency, RunError
-from .runs import Run, Settings, UsageError, check_not_input, job_kind, quiet_native_libraries, tell
+from .runs import Run, Settings, UsageError, check_not_input, job_kind, quiet_native_libraries, tell, video_output
 from .signals import exit_status, stop_on_sigterm
 from .sinks import CRF_CODECS, X26X_PRESETS, SinkError, VirtualCameraSink, default_codec
 from .sources import IMAGE_SUFFIXES, STDIN, SourceError, is_live
@@ -189,7 +189,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def default_output(path: Path) -> Path:
     """NAME_enhanced.EXT beside the input (an animated GIF becomes an MP4)."""
-    return path.with_name(f"{path.stem}_enhanced{'.mp4' if path.suffix.lower() == '.gif' else path.suffix}")
+    return video_output(path.with_name(f"{path.stem}_enhanced{path.suffix}"))
 
 
 def dispatch(args: argparse.Namespace, run: Run) -> None:

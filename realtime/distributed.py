@@ -135,8 +135,9 @@ def join_parts(source: str, parts: list[str], target: str) -> None:
         try:
             video = out.add_stream_from_template(readers[0].streams.video[0])
             out.metadata.update(original.metadata)
-            if original.chapters():
-                out.set_chapters(original.chapters())
+            chapters = original.chapters()
+            if chapters:
+                out.set_chapters(chapters)
             copied = {s.index: out.add_stream_from_template(s) for s in original.streams
                       if s.type in COPIED_TYPES or (s.type == "video" and s.disposition & av.stream.Disposition.attached_pic)}
             for s in original.streams:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cores import cpu_count
-from .runs import Job, Outcome, Run, check_not_input, job_kind
+from .runs import Job, Outcome, Run, check_not_input, job_kind, video_output
 from .sinks import ImageSink, SinkError
 from .sources import SourceError
 
@@ -26,11 +26,6 @@ class FolderPlan:
     jobs: list[Job]
     done: list[Path]  # outputs that exist already (finished by an earlier run)
     unsupported: list[Path]  # neither images nor videos
-
-
-def video_output(path: Path) -> Path:
-    """An animated GIF is written as MP4; other videos keep their container."""
-    return path.with_suffix(".mp4") if path.suffix.lower() == ".gif" else path
 
 
 def plan_folder(folder: Path, output: Path, overwrite: bool) -> FolderPlan:

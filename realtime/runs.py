@@ -19,7 +19,10 @@ from typing import Callable, Iterable
 from .controls import Controls
 from .pipeline import Pipeline, Stats
 from .sinks import ImageSink, PreviewSink, SinkError, VideoFileSink, VirtualCameraSink
-from .sources import IMAGE_SUFFIXES, STDIN, VIDEO_SUFFIXES, CameraSource, DemoSource, ImageSource, SourceError
+from .sources import (
+    IMAGE_SUFFIXES, STDIN, VIDEO_SUFFIXES, CameraSource, DemoSource, ImageSource, SourceError, VideoFileSource,
+    estimate_frames,
+)
 
 log = logging.getLogger("realtime")
 
@@ -95,6 +98,11 @@ def job_kind(path: Path) -> str | None:
     """"image", "video" (animated GIFs included) or None, by the name's suffix."""
     suffix = path.suffix.lower()
     return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+
+
+def video_output(path: Path) -> Path:
+    """An animated GIF is written as MP4; other videos keep their container."""
+    return path.with_suffix(".mp4") if path.suffix.lower() == ".gif" else path
 
 
 @dataclass
@@ -262,8 +270,6 @@ class Run:
 
     def video(self, spec: str, output: Path, keep_incomplete_partial: bool = False) -> Stats:
         """A video file (or stdin) into `output`: every frame, its timestamps, the other streams."""
-        from .sources import VideoFileSource
-
         if spec != STDIN:
             check_not_input(Path(spec), output)
         s = self.settings
@@ -406,8 +412,6 @@ def collect(jobs: list[Job], pending: dict, wait: Callable[[list], Iterable], re
     result(task) -> frames, or raises the task's error; poll() -> frames reported since
     the last call. finished: each output is added as soon as its job succeeds (an
     interrupted run can say what it finished)."""
-    from .sources import estimate_frames
-
     total = sum(1 if job.kind == "image" else estimate_frames(job.source) for job in jobs)
     progress = Progress(total, f"{len(jobs)} files", not quiet)
     outcomes = {i: Outcome(job.source, job.target) for i, job in enumerate(jobs)}

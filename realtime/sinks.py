@@ -360,7 +360,7 @@ class VideoFileSink:
                     continue
             except (av.error.FFmpegError, ValueError) as exc:
                 why = exc
-            codec = AUDIO_FOR.get(container_format(self.path) or self.path.suffix.lower()) if s.type == "audio" else None
+            codec = AUDIO_FOR.get(self.path.suffix.lower()) if s.type == "audio" else None
             if codec is None:
                 log.warning("%s: %s stream %d (%s) not copied: %s", self.path, s.type, s.index, s.codec_context.name, why)
                 continue
@@ -499,8 +499,8 @@ UNTRUE_TAGS = {"encoder", "alpha_mode", "duration", "number_of_frames", "number_
                "_statistics_writing_app", "_statistics_writing_date_utc"}
 
 #: The audio codec an output container is given when the input's cannot be copied into it.
-AUDIO_FOR = {"webm": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac", "matroska": "libopus", ".mpg": "mp2",
-             ".mpeg": "mp2", ".ts": "aac", ".avi": "mp2"}
+AUDIO_FOR = {".webm": "libopus", ".mkv": "libopus", ".mka": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac",
+             ".mpg": "mp2", ".mpeg": "mp2", ".ts": "aac", ".avi": "mp2"}
 
 
 class AudioTranscoder:

@@ -179,7 +179,8 @@ class VideoFileSource:
             raise SourceError(f"{self.label}: video stream has no picture size")
         self.width, self.height = cc.width, cc.height
         self.time_base = self.stream.time_base
-        self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 30)
+        self._rate = Fraction(self.stream.average_rate or self.stream.guessed_rate or 30)
+        self.fps = float(self._rate)
         self.frame_count = announced_frames(self.container, self.stream)
         self.colour = interpret(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc,
                                 self.width, self.height, (cc.pix_fmt or "").startswith("yuvj"))
@@ -216,7 +217,6 @@ class VideoFileSource:
         self._stream_tags = (cc.colorspace, cc.color_range, cc.pix_fmt)
         self._frame_colours: dict = {}
         self._said_colour: set = set()
-        self._rate = Fraction(self.stream.average_rate or self.stream.guessed_rate or 30)
         if rate and self.container.format.name in RAW_FORMATS:
             self._rate = Fraction(rate).limit_denominator(1001)
             self.fps = float(self._rate)
@@ -422,7 +422,7 @@ class Timeline:
     edit) is shifted to zero, so that containers with edit lists do not hide those frames.
 
     `place(packet)` rewrites a packet's pts and dts in place, before it is decoded or
-    copied; `segments` counts the segments found."""  # noqa: D301
+    copied."""
 
     JUMP = 1.0  # s: a step back larger than this starts a new segment (reordering never does)
 
@@ -433,10 +433,6 @@ class Timeline:
         self.segment: dict[int, int] = {}  # stream index -> its segment
         self.last: dict[int, float] = {}  # stream index -> its latest decode time, on the timeline (s)
         self.end = 0.0  # the latest end of any packet, on the timeline (s)
-
-    @property
-    def segments(self) -> int:
-        return len(self.offsets)
 
     def place(self, packet: "av.Packet") -> None:
         when = packet.dts if packet.dts is not None else packet.pts  # decode order: dts only steps forward
