@@ -125,8 +125,8 @@ def join_parts(source: str, parts: list[str], target: str) -> None:
     """The parts' video and the original's other streams, stream-copied into `target`."""
     import av
 
-    from .sinks import container_format, partial_path
-    from .sources import COPIED_TYPES
+    from .sinks import container_format, partial_path, true_tags
+    from .sources import choose_video_stream, copied_streams
 
     target_path = Path(target)
     partial = partial_path(target_path)
@@ -138,11 +138,14 @@ def join_parts(source: str, parts: list[str], target: str) -> None:
             chapters = original.chapters()
             if chapters:
                 out.set_chapters(chapters)
-            copied = {s.index: out.add_stream_from_template(s) for s in original.streams
-                      if s.type in COPIED_TYPES or (s.type == "video" and s.disposition & av.stream.Disposition.attached_pic)}
+            copied = {s.index: out.add_stream_from_template(s)
+                      for s in copied_streams(original, choose_video_stream(original), source, False)}
             for s in original.streams:
                 if s.index in copied:
                     copied[s.index].disposition = s.disposition
+                    copied[s.index].metadata.update(true_tags(s.metadata))
+                elif s.type == "attachment" and s.data and out.format.name in ("matroska", "webm"):
+                    out.add_attachment(s.name, s.mimetype, bytes(s.data))
 
             def video_packets():
                 for reader in readers:

@@ -156,6 +156,7 @@ class StreamInfo:
     stream_metadata: dict = field(default_factory=dict)
     copied: list = field(default_factory=list)
     chapters: list = field(default_factory=list)  # PyAV's chapter dicts (id, start, end, time_base, metadata)
+    attachments: list = field(default_factory=list)  # (name, MIME type, bytes): fonts of Matroska files
 
     @property
     def interlaced(self) -> bool:

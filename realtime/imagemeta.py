@@ -82,3 +82,37 @@ def with_tags(data: bytes, suffix: str, tags: PhotoTags) -> bytes:
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+#: Image formats OpenCV's codecs lack and Pillow reads and writes (suffix: Pillow's name).
+PILLOW_FORMATS = {".tga": "TGA"}
+
+
+def decode_with_pillow(path: Path) -> np.ndarray | None:
+    """A picture OpenCV cannot decode, as OpenCV would give it (IMREAD_UNCHANGED: grey
+    (H, W), BGR (H, W, 3) or BGRA (H, W, 4) uint8); None when Pillow cannot either."""
+    try:
+        from PIL import Image
+        with Image.open(path) as image:
+            mode = {"L": "L", "LA": "RGBA", "RGBA": "RGBA", "PA": "RGBA"}.get(image.mode, "RGB")
+            if image.mode == "P" and "transparency" in image.info:
+                mode = "RGBA"
+            pixels = np.asarray(image.convert(mode))
+    except Exception:  # noqa: BLE001 - anything Pillow cannot read is "not decodable"
+        return None
+    if pixels.ndim == 2:
+        return pixels
+    return pixels[..., [2, 1, 0, 3][: pixels.shape[2]]].copy()
+
+
+def encode_with_pillow(pixels: np.ndarray, suffix: str) -> bytes:
+    """Grey (H, W), BGR (H, W, 3) or BGRA (H, W, 4) uint8 pixels in a PILLOW_FORMATS format."""
+    import io
+
+    from PIL import Image
+
+    if pixels.ndim == 3:
+        pixels = pixels[..., [2, 1, 0, 3][: pixels.shape[2]]]
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format=PILLOW_FORMATS[suffix])
+    return buffer.getvalue()

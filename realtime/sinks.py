@@ -20,22 +20,27 @@ import numpy as np
 from .colour import RANGE_UNSPECIFIED, SPACE_SMPTE170M, UNSPECIFIED, ColourDescription, interpret
 from .curves import convert_planes
 from .errors import MissingDependency
-from .imagemeta import with_tags
+from .imagemeta import PILLOW_FORMATS, encode_with_pillow, with_tags
 from .frame import Frame, Picture, StreamInfo, YUVPlanes, as_rgb, plane_view
 
 log = logging.getLogger("realtime")
 
 #: The encoder a container gets when none is named: what plays everywhere in it.
-DEFAULT_CODECS = {".webm": "libvpx-vp9", ".ogv": "libtheora", ".mpg": "mpeg2video", ".mpeg": "mpeg2video"}
+#: ASF keeps one time per packet, so H.264's reordered frames come back with guessed
+#: times: Windows Media video is what ffmpeg writes there too.
+DEFAULT_CODECS = {".webm": "libvpx-vp9", ".ogv": "libtheora", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
+                  ".wmv": "wmv2", ".asf": "wmv2"}
 DEFAULT_CODEC = "libx264"
 CRF_CODECS = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (0, 63)}
 #: Encoders with a fixed quantiser instead of a CRF: --crf N sets q = N / 6 (18 -> 3), not
 #: FFmpeg's default of 200 kb/s, which smears a 720p picture.
-QSCALE_CODECS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4v2", "msmpeg4", "h263p", "flv"}
+QSCALE_CODECS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4v2", "msmpeg4", "h263p", "flv", "wmv1", "wmv2"}
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
 #: Containers that keep no presentation timestamps: B-frames would play out of order.
-NO_REORDER = {".avi", ".flv"}
+NO_REORDER = {".avi", ".flv", ".wmv", ".asf"}
+#: Containers that seek back to write their index when they are finished.
+SEEKING_CONTAINERS = {".mp4", ".m4v", ".mov", ".3gp"}
 #: Containers whose time base is the frame rate.
 FRAME_RATE_CONTAINERS = {".avi"}
 #: Matroska is written in clusters of at most this long (the muxer holds the open one in
@@ -104,6 +109,8 @@ class PartialFile:
             try:
                 fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
+                if not _regular_or_new(candidate):
+                    continue  # a folder or a device in the way: the next name
                 fd = os.open(candidate, os.O_WRONLY)  # a leftover, or a live run's
                 if not _lock(fd):
                     os.close(fd)
@@ -178,8 +185,15 @@ MPEG_MUXERS = {"mpeg": {"mpeg1video", "mpeg2video", "h264", "mp2", "mp3", "ac3",
                           "eac3", "opus", "dts", "dvb_subtitle", "dvb_teletext"}}
 
 
+#: Codecs a muxer lists but refuses when it writes the header: QuickTime's muxer takes
+#: these only in MP4 mode ("only supported in MP4").
+MUXER_REFUSES = {"mov": {"opus", "libopus", "flac", "vp9", "libvpx-vp9", "av1", "libsvtav1", "libaom-av1", "libdav1d"}}
+
+
 def holds(container, *names: str) -> bool:
     """Whether an output container can hold a codec (any of its names); unknown: yes."""
+    if any(name in MUXER_REFUSES.get(container.format.name, ()) for name in names):
+        return False
     held = MPEG_MUXERS.get(container.format.name) or container.supported_codecs
     return not held or any(name in held for name in names)
 
@@ -240,6 +254,11 @@ class VideoFileSink:
             # 10 s while it waits for every stream), so that a hard kill loses little.
             options = {"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1",
                        "max_interleave_delta": str(CLUSTER_MS * 200)}
+        elif self.partial is None and self.path.suffix.lower() in SEEKING_CONTAINERS:
+            # a FIFO or device cannot seek back to write the index at the end: fragmented
+            # MP4, whose index travels with each fragment, plays the same
+            options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+            log.info("%s: not a regular file: written as fragmented MP4", self.path)
         try:
             self.container = av.open(str(self.target), mode="w", format=container_format(self.path), options=options)
         except (av.error.FFmpegError, ValueError) as exc:
@@ -253,6 +272,7 @@ class VideoFileSink:
                             f"choose another --codec or container")
         self.stream = self._add_video(codec, crf, preset, threads)
         self._add_copies()
+        self._add_attachments()
         if self.info.chapters:
             try:
                 self.container.set_chapters(self.info.chapters)
@@ -304,8 +324,8 @@ class VideoFileSink:
         stream.thread_type = "AUTO"
         if codec == "libx265" and self.path.suffix.lower() in (".mp4", ".m4v", ".mov"):
             cc.codec_tag = "hvc1"  # parameter sets in the header, as Apple's players require
-        stream.metadata.update({k: v for k, v in info.stream_metadata.items() if k.lower() not in UNTRUE_TAGS})
-        self.container.metadata.update({k: v for k, v in info.metadata.items() if k.lower() not in UNTRUE_TAGS})
+        stream.metadata.update(true_tags(info.stream_metadata))
+        self.container.metadata.update(true_tags(info.metadata))
         return stream
 
     def _output_colour(self, codec: str, colour: ColourDescription) -> ColourDescription:
@@ -356,17 +376,44 @@ class VideoFileSink:
                 if holds(self.container, s.codec_context.name):
                     copy = self.container.add_stream_from_template(s)
                     copy.disposition = s.disposition
+                    copy.metadata.update(true_tags(s.metadata))  # language, title: not copied by the template
                     self._copies[s.index] = copy
                     continue
             except (av.error.FFmpegError, ValueError) as exc:
                 why = exc
-            codec = AUDIO_FOR.get(self.path.suffix.lower()) if s.type == "audio" else None
-            if codec is None:
+            try:
+                transcoder = self._transcoder(s)
+            except (av.error.FFmpegError, ValueError) as exc:
+                transcoder, why = None, exc
+            if transcoder is None:
                 log.warning("%s: %s stream %d (%s) not copied: %s", self.path, s.type, s.index, s.codec_context.name, why)
                 continue
-            self._copies[s.index] = AudioTranscoder(self.container, s, codec)
-            log.warning("%s: %s audio (stream %d) cannot be copied into %s: re-encoded as %s", self.path,
-                        s.codec_context.name, s.index, self.path.suffix, codec)
+            transcoder.stream.metadata.update(true_tags(s.metadata))
+            transcoder.stream.disposition = s.disposition
+            self._copies[s.index] = transcoder
+            log.warning("%s: %s %s (stream %d) cannot be copied into %s: %s %s", self.path, s.codec_context.name,
+                        s.type, s.index, self.path.suffix, "re-encoded as" if s.type == "audio" else "converted to",
+                        transcoder.stream.codec_context.name)
+
+    def _add_attachments(self) -> None:
+        if not self.info.attachments:
+            return
+        if self.container.format.name not in ("matroska", "webm"):
+            log.warning("%s: the input's %d attachment(s) (%s) not kept: a %s file cannot hold attachments", self.path,
+                        len(self.info.attachments), ", ".join(name for name, _, _ in self.info.attachments),
+                        self.path.suffix)
+            return
+        for name, mimetype, data in self.info.attachments:
+            self.container.add_attachment(name, mimetype, data)
+
+    def _transcoder(self, s) -> "AudioTranscoder | SubtitleTranscoder | None":
+        """What converts a stream the container cannot hold into one it can; None if nothing."""
+        suffix = self.path.suffix.lower()
+        if s.type == "audio" and suffix in AUDIO_FOR:
+            return AudioTranscoder(self.container, s, AUDIO_FOR[suffix])
+        if s.type == "subtitle" and s.codec_context.name in TEXT_SUBTITLES and suffix in SUBTITLES_FOR:
+            return SubtitleTranscoder(self.container, s, SUBTITLES_FOR[suffix])
+        return None
 
     # --- writing --------------------------------------------------------------------------
 
@@ -392,17 +439,18 @@ class VideoFileSink:
     def _mux_copied(self, until: float | None) -> None:
         """Mux the held packets of copied streams up to `until` seconds (all when None);
         the muxer interleaves them with the video."""
-        keep = []
+        keep, waiting = [], set()
         for index, packet in self._held:
-            when = packet.pts if packet.pts is not None else packet.dts
+            when = packet.dts if packet.dts is not None else packet.pts  # decode order: B-frames of a copied video
             copy = self._copies.get(index)
             if copy is None:
                 continue
-            if until is not None and when is not None and when * packet.time_base > until:
+            if index in waiting or until is not None and when is not None and when * packet.time_base > until:
                 keep.append((index, packet))
+                waiting.add(index)  # a stream's packets go out in their order
                 continue
             try:
-                if isinstance(copy, AudioTranscoder):
+                if isinstance(copy, TRANSCODERS):
                     copy.mux(packet)
                 else:
                     packet.stream = copy
@@ -465,7 +513,7 @@ class VideoFileSink:
             end = None if complete or self._last_pts is None else float((self._last_pts + 1) * self.time_base)
             self._mux_copied(until=end)
             for copy in self._copies.values():
-                if isinstance(copy, AudioTranscoder):
+                if isinstance(copy, TRANSCODERS):
                     copy.flush()
             self.container.close()
         except Exception:
@@ -498,6 +546,13 @@ class VideoFileSink:
 UNTRUE_TAGS = {"encoder", "alpha_mode", "duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_tags",
                "_statistics_writing_app", "_statistics_writing_date_utc"}
 
+
+
+def true_tags(tags: dict) -> dict:
+    """The tags of an input that stay true of the output."""
+    return {k: v for k, v in tags.items() if k.lower() not in UNTRUE_TAGS}
+
+
 #: The audio codec an output container is given when the input's cannot be copied into it.
 AUDIO_FOR = {".webm": "libopus", ".mkv": "libopus", ".mka": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac",
              ".mpg": "mp2", ".mpeg": "mp2", ".ts": "aac", ".avi": "mp2"}
@@ -509,8 +564,9 @@ class AudioTranscoder:
 
     def __init__(self, container, template, codec: str) -> None:
         self.container = container
-        self.decoder = av.CodecContext.create(template.codec_context.name, "r")
-        self.decoder.extradata = template.codec_context.extradata
+        # the input stream's own decoder, made from all of its parameters (WMA needs its
+        # block alignment, which a decoder made by name alone lacks); nothing else decodes it
+        self.decoder = template.codec_context
         self.time_base = template.time_base
         rate = 48000 if codec == "libopus" else template.codec_context.sample_rate or 48000
         self.stream = container.add_stream(codec, rate=rate)
@@ -532,6 +588,45 @@ class AudioTranscoder:
     def _encode(self, frame) -> None:
         for resampled in self.resampler.resample(frame):
             self.container.mux(self.stream.encode(resampled))
+
+
+#: Text subtitle codecs (FFmpeg decodes them to ASS events), and the text codec an output
+#: container is given when it cannot hold the input's (SRT in MP4 becomes MP4's own).
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
+SUBTITLES_FOR = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".3gp": "mov_text", ".webm": "webvtt",
+                 ".mkv": "ass"}
+
+
+class SubtitleTranscoder:
+    """Text subtitles that the output container cannot hold as they are (SRT in MP4):
+    decoded and encoded as the container's own text codec, each event at its own time."""
+
+    def __init__(self, container, template, codec: str) -> None:
+        self.container = container
+        self.decoder = template.codec_context  # the input stream's own decoder; nothing else decodes it
+        if not self.decoder.is_open:
+            self.decoder.open()  # opening makes the ASS header that text encoders start from
+        self.stream = container.add_stream(codec)
+        self.stream.codec_context.subtitle_header = self.decoder.subtitle_header
+        self.type = "subtitle"
+
+    def mux(self, packet: "av.Packet") -> None:
+        if not packet.size:
+            return
+        events = self.decoder.decode2(packet)
+        if events is None:
+            return
+        out = self.stream.codec_context.encode_subtitle(events)
+        out.stream, out.time_base = self.stream, packet.time_base
+        out.pts = out.dts = packet.pts if packet.pts is not None else packet.dts
+        out.duration = packet.duration
+        self.container.mux(out)
+
+    def flush(self) -> None:
+        pass  # each event is written as it comes
+
+
+TRANSCODERS = (AudioTranscoder, SubtitleTranscoder)
 
 
 def container_format(path: Path) -> str | None:
@@ -572,7 +667,7 @@ def _pad_edges(picture: YUVPlanes, owner: "av.VideoFrame") -> None:
 
 #: Image formats that hold 16 bits per channel, and those that hold alpha.
 DEEP_IMAGES = {".png", ".tif", ".tiff"}
-ALPHA_IMAGES = {".png", ".tif", ".tiff", ".webp"}
+ALPHA_IMAGES = {".png", ".tif", ".tiff", ".webp", ".tga"}
 JPEG_NAMES = {".jfif": ".jpg", ".jpe": ".jpg"}  # other names of JPEG files, which OpenCV's encoder does not know
 
 
@@ -620,6 +715,8 @@ class ImageSink:
         pixels = image[..., 0] if grey and alpha is None and suffix != ".ppm" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         if alpha is not None and not self.show_both:
             pixels = np.dstack([cv2.cvtColor(image, cv2.COLOR_RGB2BGR), alpha.astype(image.dtype)])
+        if suffix in PILLOW_FORMATS:
+            return np.frombuffer(encode_with_pillow(pixels, suffix), np.uint8)
         ok, data = cv2.imencode(JPEG_NAMES.get(suffix, suffix), pixels)
         if not ok:
             raise SinkError(f"{target}: cannot encode an image with suffix {target.suffix!r}")

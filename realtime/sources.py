@@ -27,11 +27,12 @@ import numpy as np
 
 from .colour import TRANSFER_HLG, TRANSFER_PQ, interpret
 from .frame import Frame, StreamInfo, YUVPlanes, has_420_planes, plane_view
-from .imagemeta import read_tags, upright
+from . import mpegts
+from .imagemeta import decode_with_pillow, read_tags, upright
 
 log = logging.getLogger("realtime")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pnm"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pnm", ".tga"}
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".3gp", ".flv", ".wmv",
                   ".mpg", ".mpeg", ".gif"}
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "/dev/video")
@@ -46,6 +47,21 @@ class SourceError(RuntimeError):
 
 
 # --- video files ---------------------------------------------------------------------------
+
+
+def copied_streams(container, video, spec: str, pipe: bool) -> list:
+    """The streams a run copies beside the video it enhances: audio, subtitles, cover art
+    and other video streams (as they are), of the enhanced video's own program when a
+    transport stream holds several."""
+    streams = [s for s in container.streams if s is not video and s.type in (*COPIED_TYPES, "video")]
+    if container.format.name == "mpegts" and not pipe:
+        table = mpegts.programs(spec)
+        own = next((pids for pids in table.values() if video.id in pids), None)
+        if len(table) > 1 and own is not None:
+            log.info("%s: program %d of %d (its own %d streams)", spec,
+                     next(n for n, pids in table.items() if pids is own), len(table), len(own))
+            streams = [s for s in streams if s.id in own]
+    return streams
 
 
 def announced_frames(container, stream) -> int:
@@ -192,14 +208,14 @@ class VideoFileSource:
         if self.colour.transfer == TRANSFER_HLG:
             log.info("%s: HLG: enhanced in its SDR-compatible signal, written as HLG", self.label)
         self.bits = _bits(cc.pix_fmt)
-        self.copied = [s for s in self.container.streams if copy_streams and (
-                       s.type in COPIED_TYPES or (s.type == "video" and s is not self.stream
-                                                     and s.disposition & av.stream.Disposition.attached_pic))]
+        self.pipe = _is_pipe(self.spec)
+        self.copied = copied_streams(self.container, self.stream, self.spec, self.pipe) if copy_streams else []
+        attachments = [(s.name, s.mimetype, bytes(s.data)) for s in self.container.streams
+                       if copy_streams and s.type == "attachment" and s.data]
         self.info = StreamInfo(self.width, self.height, self.fps, self.time_base, self.colour, self.bits,
                                cc.field_order or 0, self.stream.sample_aspect_ratio,
                                dict(self.container.metadata), dict(self.stream.metadata), self.copied,
-                               self.container.chapters() if copy_streams else [])
-        self.pipe = _is_pipe(self.spec)
+                               self.container.chapters() if copy_streams else [], attachments)
         if start:
             self.container.seek(int(start / self.time_base), stream=self.stream, backward=True)
         self.error: str | None = None
@@ -207,6 +223,7 @@ class VideoFileSource:
         self._end = 0.0  # latest end time (s) of any packet demuxed
         self._video_end = 0.0  # and of the video stream's
         self._video_packets = 0
+        self._discarded = 0
         self._chroma: dict = {}
         #: A raw elementary stream (H.264, HEVC as a camera or DVR records it) carries no
         #: timestamps: frames are then timed by their index at the stream's frame rate.
@@ -239,7 +256,7 @@ class VideoFileSource:
             held.packets = pending[:]
             yield held
         # Frames the decoder dropped without an error (they referred to damaged ones).
-        self.damage.dropped = max(0, self._video_packets - index - self.damage.skipped)
+        self.damage.dropped = max(0, self._video_packets - self._discarded - index - self.damage.skipped)
         self.error = self._shortfall(index)
 
     def _decoded(self, pending: list) -> Iterator["av.VideoFrame"]:
@@ -249,6 +266,7 @@ class VideoFileSource:
             index = packet.stream.index
             if index == self.stream.index:
                 self._video_packets += 1
+                self._discarded += packet.is_discard  # before an edit list's start: decoded, not shown
                 yield from self._decode(packet)
             else:  # the index travels with it: the input (and its stream objects) may be closed by then
                 pending.append((index, packet))
@@ -281,6 +299,10 @@ class VideoFileSource:
             except av.error.EOFError:
                 return
             except av.error.FFmpegError as exc:
+                if self.pipe and not self._end and "mp4" in self.container.format.name:
+                    self.error = (f"{self.label}: this MP4 keeps its index at its end, and a pipe cannot seek back "
+                                  "to it; give the file's name (or make it with -movflags +faststart)")
+                    return
                 failures += 1
                 self.damage.note_demux(self._end, exc)
                 if failures > 100:  # the demuxer makes no progress: the rest is unreadable
@@ -634,9 +656,11 @@ class _stderr_silenced:
 
 def read_image(path: str | Path) -> np.ndarray | None:
     """An image file as (H, W, 3) uint8 RGB, or None when it cannot be decoded."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    picture = read_picture(path)
+    if picture is None:
+        return None
+    image = picture[0] if picture[0].dtype == np.uint8 else (picture[0] >> 8).astype(np.uint8)
+    return np.ascontiguousarray(np.dstack([image] * 3) if image.ndim == 2 else image)
 
 
 def read_picture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -644,6 +668,8 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None] | Non
     plane or None); None when it cannot be decoded."""
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if image is None and data is not None and data.size:
+        image = decode_with_pillow(Path(path))  # TGA and others OpenCV's codecs lack
     if image is None:
         return None
     image = as_16_bit(image) if image.dtype not in (np.uint8, np.uint16) else image

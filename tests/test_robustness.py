@@ -790,3 +790,218 @@ def test_a_plain_run_carries_no_native_library_chatter(tmp_path, clip):
     result = cli(str(clip[0]), "-o", str(tmp_path / "o.mkv"), "--codec", "libsvtav1", "-q")
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
+
+
+# --- 21. what travels with a file: streams, tags, timing, names -------------------------------------------
+
+
+def _clip_with(path: Path, video: str = "libx264", audio: str | None = None, frames: int = 25,
+               size: tuple[int, int] = (96, 64), options: dict | None = None) -> None:
+    """A clip of `frames` pattern frames at 25 fps in any container, with `audio` (an encoder
+    name) of one second of a 440 Hz tone."""
+    with av.open(str(path), "w", **(options or {})) as out:
+        v = out.add_stream(video, rate=25)
+        v.width, v.height, v.pix_fmt = *size, "yuv420p"
+        a = out.add_stream(audio, rate=48000) if audio else None
+        if a is not None:
+            a.bit_rate = 128_000  # WMA takes no default
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(frame_pattern(i, *size), format="rgb24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+        if a is not None:
+            resampler = av.AudioResampler(format=a.format.name, layout="stereo", rate=48000, frame_size=a.frame_size or None)
+            tone = np.sin(2 * np.pi * 440 * np.arange(48000) / 48000).astype(np.float32)
+            af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, 0
+            for chunk in [*resampler.resample(af), *resampler.resample(None)]:
+                out.mux(a.encode(chunk))
+            out.mux(a.encode(None))
+
+
+def _audio_seconds(path: Path) -> float:
+    with av.open(str(path)) as container:
+        return sum(f.samples / f.sample_rate for f in container.decode(audio=0))
+
+
+def test_windows_media_keeps_its_sound_and_plays_in_order(tmp_path):
+    src = tmp_path / "in.wmv"
+    _clip_with(src, "wmv2", "wmav2")
+    out = tmp_path / "out.mkv"  # WMA cannot go into Matroska as it is: it is re-encoded
+    result = cli(str(src), "-o", str(out), "-q")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert abs(_audio_seconds(out) - _audio_seconds(src)) < 0.1
+    wmv = tmp_path / "out.wmv"
+    assert cli(str(src), "-o", str(wmv), "-q").returncode == 0
+    with av.open(str(wmv)) as container:
+        times = [f.pts for f in container.decode(video=0)]
+    assert len(times) == 25 and None not in times and times == sorted(set(times)), times
+
+
+def test_opus_into_quicktime_is_re_encoded_not_refused(tmp_path):
+    src = tmp_path / "in.mkv"
+    _clip_with(src, audio="libopus")
+    out = tmp_path / "out.mov"
+    result = cli(str(src), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "re-encoded as aac" in result.stderr
+    with av.open(str(out)) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
+    refused = cli(str(src), "-o", str(tmp_path / "vp9.mov"), "--codec", "libvpx-vp9")
+    assert refused.returncode == 1 and "cannot hold libvpx-vp9" in refused.stderr, refused.stderr
+
+
+def _rich_mkv(tmp_path: Path) -> Path:
+    """H.264 + AAC (German) + SRT subtitles (French) + a second video stream + a font."""
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,200 --> 00:00:00,600\nHello\n\n2\n00:00:00,700 --> 00:00:00,900\nWorld\n")
+    main, second = tmp_path / "main.mp4", tmp_path / "second.mp4"  # MP4: every packet has its decode time
+    _clip_with(main, audio="aac")
+    _clip_with(second, size=(48, 32))
+    src = tmp_path / "rich.mkv"
+    with av.open(str(main)) as a, av.open(str(second)) as b, av.open(str(srt)) as s, av.open(str(src), "w") as out:
+        inputs = [a.streams.video[0], a.streams.audio[0], s.streams[0], b.streams.video[0]]
+        targets = {id(st): out.add_stream_from_template(st) for st in inputs}
+        targets[id(inputs[1])].metadata["language"], targets[id(inputs[2])].metadata["language"] = "ger", "fre"
+        out.add_attachment("font.ttf", "font/ttf", b"not really a font")
+        packets = [p for container in (a, s, b) for p in container.demux() if p.dts is not None]
+        for packet in sorted(packets, key=lambda p: p.dts * p.time_base):
+            packet.stream = targets[id(packet.stream)]
+            out.mux(packet)
+    return src
+
+
+def _streams(path: Path) -> list[tuple[str, str, str | None]]:
+    with av.open(str(path)) as container:
+        return [(s.type, s.codec_context.name if s.type != "attachment" else s.name, s.metadata.get("language"))
+                for s in container.streams]
+
+
+def test_subtitles_languages_attachments_and_a_second_video_travel(tmp_path):
+    src = _rich_mkv(tmp_path)
+    out = tmp_path / "out.mkv"
+    result = cli(str(src), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert _streams(out)[1:] == [("audio", "aac", "ger"), ("subtitle", "srt", "fre"), ("video", "h264", None),
+                                 ("attachment", "font.ttf", None)]
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(video=1))) == 25, "the second video stream is whole"
+    mp4 = tmp_path / "out.mp4"
+    result = cli(str(src), "-o", str(mp4))
+    assert result.returncode == 0, result.stderr
+    assert "converted to mov_text" in result.stderr and "font.ttf" in result.stderr  # the attachment is named
+    assert [(t, c, lang) for t, c, lang in _streams(mp4)][1:3] == [("audio", "aac", "ger"), ("subtitle", "mov_text", "fre")]
+    with av.open(str(mp4)) as container:
+        texts = [bytes(p)[2:] for p in container.demux(subtitles=0) if p.size > 2]  # gaps are empty samples
+    assert texts == [b"Hello", b"World"]
+
+
+def _psi_packet(pid: int, section: bytes) -> bytes:
+    """One transport stream packet carrying a PSI section (CRC left as zeros)."""
+    body = bytes([0]) + section  # the pointer field
+    return bytes([0x47, 0x40 | pid >> 8, pid & 0xFF, 0x10]) + body + b"\xff" * (184 - len(body))
+
+
+def _section(table: int, number: int, body: bytes) -> bytes:
+    length = 5 + len(body) + 4
+    return bytes([table, 0xB0 | length >> 8, length & 0xFF, number >> 8, number & 0xFF, 0xC1, 0, 0]) + body + bytes(4)
+
+
+def test_the_programs_of_a_transport_stream_are_read_from_its_tables(tmp_path):
+    from realtime.mpegts import programs
+
+    pat = _section(0, 1, bytes([0, 0, 0xE0, 0x10]) + bytes([0, 1, 0xE1, 0x00]) + bytes([0, 2, 0xE2, 0x00]))
+
+    def pmt(number: int, pids: list[int]) -> bytes:
+        streams = b"".join(bytes([0x1B, 0xE0 | p >> 8, p & 0xFF, 0xF0, 0]) for p in pids)
+        return _section(2, number, bytes([0xE0 | pids[0] >> 8, pids[0] & 0xFF, 0xF0, 0]) + streams)
+
+    ts = tmp_path / "two.ts"
+    ts.write_bytes(_psi_packet(0, pat) + _psi_packet(0x100, pmt(1, [0x101, 0x102])) +
+                   _psi_packet(0x200, pmt(2, [0x201, 0x202])) + _psi_packet(0x1FFF, b""))
+    assert programs(ts) == {1: {0x101, 0x102}, 2: {0x201, 0x202}}
+    m2ts = tmp_path / "two.m2ts"  # Blu-ray's 192-byte packets
+    m2ts.write_bytes(b"".join(bytes(4) + ts.read_bytes()[k : k + 188] for k in range(0, 4 * 188, 188)))
+    assert programs(m2ts) == programs(ts)
+    assert programs(tmp_path / "missing.ts") == {} and programs(_rich_mkv(tmp_path)) == {}
+
+
+@pytest.mark.skipif(not __import__("shutil").which("ffmpeg"), reason="needs the ffmpeg command to make two programs")
+def test_one_program_of_a_multi_program_stream_with_its_own_audio(tmp_path):
+    src = tmp_path / "two.ts"
+    lavfi = ["-f", "lavfi", "-i"]
+    subprocess.run(["ffmpeg", "-v", "error", *lavfi, "testsrc2=s=96x64:r=25:d=1", *lavfi, "sine=f=440:d=1",
+                    *lavfi, "testsrc=s=96x64:r=25:d=1", *lavfi, "sine=f=880:d=1", "-map", "0", "-map", "1",
+                    "-map", "2", "-map", "3", "-c:v", "libx264", "-c:a", "aac", "-program", "title=A:st=0:st=1",
+                    "-program", "title=B:st=2:st=3", str(src)], check=True)
+    out = tmp_path / "out.mkv"
+    assert cli(str(src), "-o", str(out), "-q").returncode == 0
+    assert [t for t, _, _ in _streams(out)] == ["video", "audio"]
+
+
+def test_an_edit_list_is_not_called_damage(tmp_path):
+    made = tmp_path / "made.mp4"
+    make_clip(made, frames=48, audio=False)
+    src = tmp_path / "cut.mp4"  # what `ffmpeg -ss ... -c copy` makes: packets before 0, hidden by an edit list
+    with av.open(str(made)) as inp, av.open(str(src), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.dts is not None:
+                packet.pts, packet.dts, packet.stream = packet.pts - 20, packet.dts - 20, video
+                out.mux(packet)
+    with av.open(str(src)) as container:
+        assert any(p.is_discard for p in container.demux(video=0)), "the case: a packet the edit list hides"
+    result = cli(str(src), "-o", str(tmp_path / "out.mp4"))
+    assert result.returncode == 0 and "damaged" not in result.stderr, result.stderr
+
+
+def test_stdin_mp4_with_its_index_at_the_end_says_so(tmp_path):
+    src = tmp_path / "in.mp4"  # noise: larger than what FFmpeg's input buffer holds, so the pipe cannot seek
+    rng = np.random.default_rng(0)
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "0"})
+        v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
+        for i in range(25):
+            vf = av.VideoFrame.from_ndarray(rng.integers(0, 256, (240, 320, 3), np.uint8), format="rgb24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+    assert src.stat().st_size > 2 << 20
+    result = cli("-", "-o", str(tmp_path / "out.mkv"), stdin=src.open("rb"))
+    assert result.returncode == 1
+    assert error_lines(result) == [l for l in result.stderr.splitlines() if "index at its end" in l], result.stderr
+    assert len(error_lines(result)) == 1
+
+
+def test_mp4_into_a_fifo_is_fragmented_and_plays(tmp_path, clip):
+    fifo = tmp_path / "out.mp4"
+    os.mkfifo(fifo)
+    run = subprocess.Popen([sys.executable, "-m", "realtime", str(clip[0]), "-o", str(fifo), "-q"],
+                           stderr=subprocess.PIPE, text=True)
+    data = fifo.read_bytes()
+    assert run.wait(60) == 0, run.stderr.read()
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(data)
+    assert video_indices(copy) == list(range(len(clip[1])))
+
+
+def test_a_folder_in_the_partials_place_is_stepped_around(tmp_path, clip):
+    out = tmp_path / "out.mp4"
+    (tmp_path / "out.partial.mp4").mkdir()
+    result = cli(str(clip[0]), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert video_indices(out) == list(range(len(clip[1]))) and (tmp_path / "out.partial.mp4").is_dir()
+
+
+def test_tga_images_are_read_and_written(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "dark.tga"
+    Image.fromarray(np.full((30, 40, 4), (25, 20, 15, 200), np.uint8)).save(src)
+    for out in (tmp_path / "bright.tga", tmp_path / "bright.png"):
+        result = cli(str(src), "-o", str(out), "-q")
+        assert result.returncode == 0, result.stderr
+        with Image.open(out) as image:
+            assert image.mode == "RGBA" and np.asarray(image)[..., :3].mean() > 40
+            assert (np.asarray(image)[..., 3] == 200).all(), "alpha kept"
