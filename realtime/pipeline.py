@@ -123,15 +123,19 @@ class Pipeline:
         self._q_in = FrameQueue(queue_size, live, self._abort)
         self._q_out = FrameQueue(queue_size, live, self._abort)
         self._errors: list[BaseException] = []
+        # Each stage says it is done by an Event, not by its thread's end: a signal that
+        # interrupts Thread.join makes CPython (3.11) take a live thread for ended, and the
+        # caller would stop waiting while the sink still flushes.
+        self._done = [threading.Event() for _ in range(3)]
         self._threads = [
-            threading.Thread(target=self._guard, args=(self._capture,), name="capture", daemon=True),
-            threading.Thread(target=self._guard, args=(self._enhance,), name="enhance", daemon=True),
-            threading.Thread(target=self._guard, args=(self._write,), name="sink", daemon=True),
+            threading.Thread(target=self._guard, args=(stage, done), name=name, daemon=True)
+            for stage, done, name in zip((self._capture, self._enhance, self._write), self._done,
+                                         ("capture", "enhance", "sink"))
         ]
 
     # --- stages -------------------------------------------------------------------------
 
-    def _guard(self, stage: Callable[[], None]) -> None:
+    def _guard(self, stage: Callable[[], None], done: threading.Event) -> None:
         try:
             stage()
         except Aborted:
@@ -139,6 +143,8 @@ class Pipeline:
         except BaseException as exc:  # travels to the caller of run()
             self._errors.append(exc)
             self._abort.set()
+        finally:
+            done.set()
 
     def _capture(self) -> None:
         try:
@@ -214,10 +220,9 @@ class Pipeline:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for all stages; True when they have finished. Re-raises a stage's error."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
+        for done in self._done:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(remaining)
-            if thread.is_alive():
+            if not done.wait(remaining):
                 return False
         if self._errors:
             raise self._errors[0]

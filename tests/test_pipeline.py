@@ -190,6 +190,33 @@ def test_stop_drains_what_was_captured_and_flushes(tmp_path, enhancer):
     assert audio_end <= float(times[-1]) + 0.1, "the copied audio ends with the video when stopped early"
 
 
+def test_a_signal_while_the_sink_flushes_waits_for_the_flush():
+    """Ctrl-C or SIGTERM during the encoder's final flush: run() returns only once the
+    sink has finished (CPython's Thread.join, interrupted by a signal, takes a live thread
+    for ended: the process used to exit mid-flush and leave an unplayable file)."""
+    import os
+    import signal
+
+    state = {}
+
+    class FlushingSink(ListSink):
+        def close(self, complete=True):
+            state["flushing"] = True
+            time.sleep(1.0)  # a slow preset's look-ahead being encoded
+            state["closed"] = True
+
+    def interrupt_when_flushing():
+        while not state.get("flushing"):
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_flushing, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(FakeCamera(fps=100, seconds=0.1), lambda image: image, [FlushingSink()]).run()
+    assert state.get("closed"), "the flush ended before run() gave the interruption to its caller"
+
+
 def test_frame_queue_newest_only_never_blocks_and_keeps_the_last_frame_before_the_end():
     from realtime.pipeline import END
 
