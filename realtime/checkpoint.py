@@ -58,6 +58,9 @@ class ModelConfig:
     # its noise floor black and balance its colour; the curves then shape it locally. The
     # published models have none (black 0, gain 1). See tone_parameters.
     tone: bool = False
+    # The tone head also reads the small copy's darkest R, G, B: the frame's noise floor
+    # (the area-downscaled copy averages the noise of its black regions into their mean).
+    tone_reads_floor: bool = False
     # Leave good light alone: the engine attenuates the curves on well-lit frames
     # (realtime.controls). For this project's models, whose training lifts whatever it
     # sees; off for the published ones, which then compute what their papers describe.
@@ -83,9 +86,9 @@ class ModelConfig:
 
     @property
     def tone_inputs(self) -> int:
-        """Features the tone head reads: mean and max of conv6's channels, mean and max of
-        the small copy's R, G, B."""
-        return 2 * self.width + 6
+        """Features the tone head reads: mean and max of conv6's channels, mean and max
+        (and with tone_reads_floor the min) of the small copy's R, G, B."""
+        return 2 * self.width + (9 if self.tone_reads_floor else 6)
 
     def estimation_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the copy the net sees for a height x width frame."""

@@ -84,7 +84,10 @@ class DCENet(nn.Module):
         if not self.config.tone:
             n = small.shape[0]
             return alpha, small.new_zeros(n, 3), small.new_ones(n, 3)
-        pooled = torch.cat([x6.mean((2, 3)), x6.amax((2, 3)), small.mean((2, 3)), small.amax((2, 3))], 1)
+        features = [x6.mean((2, 3)), x6.amax((2, 3)), small.mean((2, 3)), small.amax((2, 3))]
+        if self.config.tone_reads_floor:
+            features.append(small.amin((2, 3)))
+        pooled = torch.cat(features, 1)
         return (alpha, *tone_parameters(self.tone(pooled), small.mean((2, 3))))
 
 

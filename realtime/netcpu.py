@@ -145,7 +145,9 @@ class NumpyDCENet:
         if not self.config.tone:
             return Curves(maps)
         means = small.mean(axis=(1, 2), dtype=np.float64)
-        pooled = np.concatenate((x6.mean(axis=(1, 2), dtype=np.float64), x6.max(axis=(1, 2)), means,
-                                 small.max(axis=(1, 2))))
+        features = [x6.mean(axis=(1, 2), dtype=np.float64), x6.max(axis=(1, 2)), means, small.max(axis=(1, 2))]
+        if self.config.tone_reads_floor:
+            features.append(small.min(axis=(1, 2)))
+        pooled = np.concatenate(features)
         z = self.state["tone.weight"].astype(np.float64) @ pooled + self.state["tone.bias"]
         return Curves(maps, *tone_parameters(z, means))

@@ -221,6 +221,25 @@ def test_enhancer_brightens_any_size_and_matches_the_torch_reference(enhancer):
     assert enhancer(np.full((64, 64, 3), 20, np.uint8)).mean() > 40
 
 
+def test_a_tone_head_reading_the_floor_is_the_same_in_the_engine_and_the_reference(tmp_path):
+    from realtime.checkpoint import load_weights
+    from realtime.netcpu import NumpyDCENet
+
+    net = random_net(ModelConfig(width=4, long_side=16, tone=True, tone_reads_floor=True))
+    assert net.tone.weight.shape[1] == DCENet(ModelConfig(width=4, tone=True)).tone.weight.shape[1] + 3
+    save_checkpoint(tmp_path / "floor.safetensors", net)
+    rng = np.random.default_rng(1)
+    small = rng.uniform(0.0, 0.3, (12, 16, 3)).astype(np.float32)
+    for floor in (0.0, 0.05):  # the black the small copy's minimum shows
+        small[:4] = floor
+        curves = NumpyDCENet(load_weights(tmp_path / "floor.safetensors"))(small)
+        with torch.no_grad():
+            alpha, black, gain = net.estimate(torch.from_numpy(small).permute(2, 0, 1)[None])
+        np.testing.assert_allclose(curves.black, black[0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(curves.gain, gain[0].numpy(), rtol=1e-4)
+        np.testing.assert_allclose(curves.maps, alpha[0].permute(1, 2, 0).numpy(), atol=1e-4)
+
+
 def test_the_default_model_keeps_the_noise_floor_black_and_stays_monotone(enhancer):
     """A dark gradient over a black margin, with sensor-like noise: the margin (pure noise
     floor) stays near black, and brightness rises along the gradient."""

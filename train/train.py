@@ -61,12 +61,17 @@ class TrainConfig:
     input_gamma: float = 1.0  # the net sees x ** input_gamma
     denoise_below: int = 64  # dark-region 3x3 denoise before the curves (0 = off); see ModelConfig
     tone: bool = True  # the tone head: black point and gain per channel (see ModelConfig)
+    tone_reads_floor: bool = False  # the tone head also reads the small copy's min (its noise floor)
     attenuate_good_light: bool = True  # the engine leaves good light alone (realtime.controls)
     photo_filter: bool = True  # photos get the engine's edge-preserving filter (Enhancer.enhance_photo)
     # paired data
     pair_batch: int = 16
     pair_crop: int = 96  # the losses are computed on a random crop of this size
     synthetic: float = 0.5  # share of pairs whose low image is the reference made dark (physical model)
+    scenes: str = ""  # normally lit images (e.g. ../shared/data/train) that serve as references too, made dark
+    scene_share: float = 0.0  # share of each batch's pairs drawn from --scenes
+    scene_luma_min: float = 0.3  # only scenes whose mean luma lies in [min, max] count as normally lit
+    scene_luma_max: float = 0.65
     dark_min: float = 0.02  # synthetic darkening: share of the light, log-uniform in [dark_min, dark_max]
     dark_max: float = 0.2
     full_well_min: float = 200.0  # photons at white, log-uniform
@@ -161,16 +166,40 @@ def as_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
 
 
-def make_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], rng: random.Random, noise: np.random.Generator,
-               cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def load_scenes(cfg: TrainConfig) -> list[np.ndarray]:
+    """The normally lit images of --scenes (mean luma within the configured range)."""
+    if not cfg.scenes or cfg.scene_share <= 0:
+        return []
+    images = [im for im in load_images(Path(cfg.scenes), cfg.limit_images)
+              if cfg.scene_luma_min <= cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).mean() / 255 <= cfg.scene_luma_max]
+    if not images:
+        sys.exit(f"error: no normally lit images in {cfg.scenes}")
+    return images
+
+
+def scene_crop(scene: np.ndarray, shape: tuple[int, ...], rng: random.Random) -> np.ndarray:
+    """A random crop of `scene` with the aspect of `shape` (H, W, 3), resized to it."""
+    h, w = scene.shape[:2]
+    scale = rng.uniform(0.5, 1.0) * min(h / shape[0], w / shape[1])
+    ch, cw = int(shape[0] * scale), int(shape[1] * scale)
+    y, x = rng.randint(0, h - ch), rng.randint(0, w - cw)
+    return cv2.resize(scene[y : y + ch, x : x + cw], (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def make_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], scenes: list[np.ndarray], rng: random.Random,
+               noise: np.random.Generator, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of (low, reference) pairs of one size, flipped at random; a share of the
-    low images made from the reference by the physical camera model."""
+    low images made from the reference by the physical camera model, and a share of the
+    references drawn from the normally lit scenes (always made dark)."""
     first = rng.choice(pairs)
     same_size = [p for p in pairs if p[0].shape == first[0].shape]
     lows, highs = [], []
     for _ in range(cfg.pair_batch):
         low, high = rng.choice(same_size)
-        if rng.random() < cfg.synthetic:
+        from_scene = bool(scenes) and rng.random() < cfg.scene_share
+        if from_scene:
+            high = scene_crop(rng.choice(scenes), high.shape, rng)
+        if from_scene or rng.random() < cfg.synthetic:
             light = math.exp(rng.uniform(math.log(cfg.dark_min), math.log(cfg.dark_max)))
             full_well = math.exp(rng.uniform(math.log(cfg.full_well_min), math.log(cfg.full_well_max)))
             low = darken(high, light, full_well, rng.uniform(1.0, cfg.read_noise_max), noise)
@@ -225,7 +254,8 @@ def compute_losses(net: DCENet, sources: "Sources", cfg: TrainConfig) -> dict[st
     """Every loss term of one step (zeros for those the recipe leaves out), and their total."""
     parts = {name: torch.zeros(()) for name in LOSSES[1:]}
     if sources.pairs:
-        parts.update(paired_losses(net, *make_pairs(sources.pairs, sources.rng, sources.noise, cfg), sources.rng, cfg))
+        batch = make_pairs(sources.pairs, sources.scenes, sources.rng, sources.noise, cfg)
+        parts.update(paired_losses(net, *batch, sources.rng, cfg))
     if sources.images:
         for name, value in zero_reference_losses(net, make_batch(sources.images, sources.rng, cfg), cfg).items():
             parts[name] = parts[name] + value
@@ -238,6 +268,7 @@ class Sources:
     """What the steps draw from: training pairs, unpaired images, and the random generators."""
 
     pairs: list[tuple[np.ndarray, np.ndarray]]
+    scenes: list[np.ndarray]
     images: list[np.ndarray]
     rng: random.Random
     noise: np.random.Generator
@@ -293,6 +324,7 @@ def new_net(cfg: TrainConfig) -> DCENet:
     model_cfg = ModelConfig(
         width=cfg.width, conv=cfg.conv, shared_curves=cfg.shared_curves, iterations=cfg.iterations,
         long_side=cfg.long_side, input_gamma=cfg.input_gamma, denoise_below=cfg.denoise_below, tone=cfg.tone,
+        tone_reads_floor=cfg.tone_reads_floor,
         attenuate_good_light=cfg.attenuate_good_light, photo_filter=cfg.photo_filter,
     )
     print(f"model: {model_cfg}")
@@ -320,7 +352,7 @@ def main(argv: list[str]) -> None:
 
     torch.manual_seed(cfg.seed)
     net = new_net(cfg)
-    sources = Sources(load_pairs(cfg.pairs, cfg.limit_images),
+    sources = Sources(load_pairs(cfg.pairs, cfg.limit_images), load_scenes(cfg),
                       load_images(Path(cfg.data), cfg.limit_images) if cfg.w_zero > 0 or not cfg.pairs else [],
                       random.Random(cfg.seed), np.random.default_rng(cfg.seed))
     if not cfg.pairs and cfg.w_zero <= 0:
@@ -342,7 +374,7 @@ def main(argv: list[str]) -> None:
         print(f"resumed at step {step}")
 
     val = read_pairs(cfg.val) if cfg.val and Path(cfg.val).is_dir() else []
-    print(f"{len(sources.pairs)} training pairs, {len(sources.images)} unpaired training images, "
+    print(f"{len(sources.pairs)} training pairs, {len(sources.scenes)} scenes, {len(sources.images)} unpaired training images, "
           f"{len(val)} validation pairs")
 
     csv_path = out / "losses.csv"
@@ -362,7 +394,7 @@ def main(argv: list[str]) -> None:
         )
 
     meta = {"train_config": dataclasses.asdict(cfg), "command": "python train/train.py " + " ".join(argv),
-            "data": {"pairs": cfg.pairs, "unpaired": cfg.data if sources.images else "", "validation": cfg.val}}
+            "data": {"pairs": cfg.pairs, "scenes": cfg.scenes if sources.scenes else "", "unpaired": cfg.data if sources.images else "", "validation": cfg.val}}
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True)
     net.train()
