@@ -55,6 +55,12 @@ def _chunk_starts(av, source: str, chunk_seconds: float) -> list[float]:
         stream = container.streams.video[0]
         duration = (container.duration or 0) / av.time_base
         starts = [float((stream.start_time or 0) * stream.time_base)]
+        if duration > 1.5 * chunk_seconds and container.format.name in JOINABLE and _jumps_back(container, stream):
+            # recordings joined end to end: times repeat, so a time names no single chunk;
+            # one task reads it whole, its timeline continued (sources.Timeline)
+            print(f"realtime-enhance: {source}: its clock jumps back (joined recordings): one task, not chunks",
+                  file=sys.stderr)
+            return starts
         t = chunk_seconds
         while t < duration - chunk_seconds / 2:
             container.seek(int(t / stream.time_base), stream=stream, backward=True)
@@ -63,6 +69,23 @@ def _chunk_starts(av, source: str, chunk_seconds: float) -> list[float]:
                 starts.append(float(packet.pts * packet.time_base))
             t += chunk_seconds
     return starts
+
+
+#: Containers that recordings are joined in by plain concatenation (`cat a.ts b.ts`).
+JOINABLE = {"mpegts", "mpeg"}
+
+
+def _jumps_back(container, stream) -> bool:
+    """Whether the video's decode times go back anywhere (demuxed, nothing decoded)."""
+    last = None
+    for packet in container.demux(stream):
+        if packet.dts is None:
+            continue
+        if last is not None and packet.dts < last:
+            return True
+        last = packet.dts
+    container.seek(0)
+    return False
 
 
 def part_path(target: Path, index: int) -> Path:

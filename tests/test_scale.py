@@ -78,6 +78,19 @@ def long_clip(tmp_path_factory) -> Path:
     return path
 
 
+def test_recordings_joined_end_to_end_are_one_task_not_chunks(long_clip, tmp_path):
+    """`cat a.ts a.ts`: times repeat, so time-based chunks would take the second half's
+    frames for the first's (and drop half the audio); such a file is one task."""
+    from helpers import remux
+    from realtime.distributed import chunk_starts
+
+    once = remux(long_clip, tmp_path / "once.ts")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(once.read_bytes() * 2)
+    assert len(chunk_starts(str(once))) >= 3
+    assert len(chunk_starts(str(joined))) == 1
+
+
 @pytest.mark.slow
 def test_a_long_file_on_ray_is_chunked_retried_and_joined_exactly(long_clip, tmp_path):
     need_ray()
