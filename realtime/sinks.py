@@ -236,6 +236,7 @@ class VideoFileSink:
         self._held: list = []  # copied packets waiting for the video to reach their time
         self.unmuxable = 0  # copied packets the muxer refused (damaged input)
         self._last_pts: int | None = None
+        self.convert_to: str | None = None  # the encoder's format when it takes no 4:2:0
         self.frames = 0
         try:
             self._open(codec, crf, preset, threads)
@@ -359,6 +360,11 @@ class VideoFileSink:
         wanted = "yuv420p" if self.bits == 8 else f"yuv420p{self.bits}le"
         if not formats or wanted in formats:
             return wanted
+        if not any(f.startswith("yuv420p") for f in formats):  # ProRes: 4:2:2 or 4:4:4 only
+            self.convert_to = sorted(formats)[0]
+            log.info("%s: %s takes no 4:2:0 video; the frames are converted to %s", self.path, stream.name,
+                     self.convert_to)
+            return self.convert_to
         for bits in range(self.bits - 1, 8, -1):
             if f"yuv420p{bits}le" in formats:
                 log.warning("%s: %s cannot encode %d-bit video; writing %d-bit", self.path, stream.name, self.bits, bits)
@@ -462,7 +468,12 @@ class VideoFileSink:
 
     def _video_frame(self, picture: Picture) -> "av.VideoFrame":
         """The encoder's frame for a picture: the planes' own av.VideoFrame when they were
-        allocated for it (no copy), else a copy; odd sizes padded by the edge pixels."""
+        allocated for it (no copy), else a copy; odd sizes padded by the edge pixels; for an
+        encoder without 4:2:0 (ProRes) converted by swscale to its format."""
+        frame = self._frame_420(picture)
+        return frame if self.convert_to is None else frame.reformat(format=self.convert_to)
+
+    def _frame_420(self, picture: Picture) -> "av.VideoFrame":
         stream = self.stream
         if isinstance(picture, np.ndarray):
             rgb = picture
@@ -484,7 +495,8 @@ class VideoFileSink:
 
     def _copied_frame(self, picture: YUVPlanes) -> "av.VideoFrame":
         """The planes copied into a new frame of the encoder's format (and depth)."""
-        frame = av.VideoFrame(self.stream.width, self.stream.height, self.stream.pix_fmt)
+        layout = self.stream.pix_fmt if self.convert_to is None else "yuv420p" if self.bits == 8 else f"yuv420p{self.bits}le"
+        frame = av.VideoFrame(self.stream.width, self.stream.height, layout)
         dtype = np.uint8 if self.bits == 8 else np.uint16
         shift = picture.bits - self.bits
         for plane, src in zip(frame.planes, (picture.y, picture.u, picture.v)):

@@ -288,7 +288,7 @@ def test_hevc_in_mp4_is_hvc1_and_untrue_tags_are_not_copied(tmp_path):
 
 #: The container / codec table the README states, each pair tried.
 CONTAINER_CODECS = {".mp4": ["libx264", "libx265"], ".mkv": ["libx264", "libx265", "libvpx-vp9"],
-                    ".mov": ["libx264", "libx265"], ".webm": ["libvpx-vp9"], ".ts": ["libx264", "libx265", "mpeg2video"],
+                    ".mov": ["libx264", "libx265", "prores_ks"], ".webm": ["libvpx-vp9"], ".ts": ["libx264", "libx265", "mpeg2video"],
                     ".mpg": ["mpeg2video", "mpeg1video"], ".avi": ["libx264", "mpeg4"],
                     ".wmv": ["wmv2", "msmpeg4"]}
 
