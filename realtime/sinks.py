@@ -428,7 +428,10 @@ class VideoFileSink:
         vf = self._video_frame(picture)
         pts = self._rescale(frame)
         if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1  # encoders need strictly increasing timestamps
+            # encoders need strictly increasing timestamps; one frame's step (not one tick)
+            # keeps a player's and ffmpeg's frame-rate view of the file monotonic too
+            pts = self._last_pts + max(1, round(1 / (Fraction(self.info.fps or 25).limit_denominator(1001)
+                                                    * self.time_base)))
         self._last_pts = pts
         vf.pts, vf.time_base = pts, self.time_base
         vf.pict_type = av.video.frame.PictureType.NONE

@@ -217,6 +217,23 @@ def test_a_signal_while_the_sink_flushes_waits_for_the_flush():
     assert state.get("closed"), "the flush ended before run() gave the interruption to its caller"
 
 
+def test_frames_whose_time_goes_back_are_placed_a_frame_apart(tmp_path):
+    """Two recordings joined with an overlap (the second starts two frames before the first
+    ends): every frame is kept, a whole frame's step apart, so that players and ffmpeg
+    see a monotonic file (one tick apart, ffmpeg's check reported non-monotonic times)."""
+    step = 3600  # 25 fps in MPEG-TS's 1/90000
+    times = [k * step for k in range(10)] + [k * step for k in range(8, 18)]
+    info = StreamInfo(64, 48, 25.0, Fraction(1, 90000))
+    sink = VideoFileSink(tmp_path / "joined.mkv", info, preset="ultrafast")
+    for i, pts in enumerate(times):
+        sink.write(Frame(np.full((48, 64, 3), 10 * i, np.uint8), i, pts, Fraction(1, 90000),
+                         enhanced=np.full((48, 64, 3), 10 * i, np.uint8)))
+    sink.close()
+    out = video_times(tmp_path / "joined.mkv")
+    assert len(out) == 20
+    assert min(b - a for a, b in zip(out, out[1:])) >= Fraction(1, 25) - Fraction(1, 1000)
+
+
 def test_frame_queue_newest_only_never_blocks_and_keeps_the_last_frame_before_the_end():
     from realtime.pipeline import END
 
