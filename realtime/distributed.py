@@ -148,7 +148,7 @@ def join_parts(source: str, parts: list[str], target: str) -> None:
     """The parts' video and the original's other streams, stream-copied into `target`."""
     import av
 
-    from .sinks import container_format, partial_path, true_tags
+    from .sinks import ATTACHMENT_MUXERS, container_format, partial_path, true_tags
     from .sources import choose_video_stream, copied_streams
 
     target_path = Path(target)
@@ -167,7 +167,7 @@ def join_parts(source: str, parts: list[str], target: str) -> None:
                 if s.index in copied:
                     copied[s.index].disposition = s.disposition
                     copied[s.index].metadata.update(true_tags(s.metadata))
-                elif s.type == "attachment" and s.data and out.format.name in ("matroska", "webm"):
+                elif s.type == "attachment" and s.data and out.format.name in ATTACHMENT_MUXERS:
                     out.add_attachment(s.name, s.mimetype, bytes(s.data))
 
             def video_packets():

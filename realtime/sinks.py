@@ -39,6 +39,8 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")
 #: Containers that keep no presentation timestamps: B-frames would play out of order.
 NO_REORDER = {".avi", ".flv", ".wmv", ".asf"}
+#: Muxers that hold attachments (fonts): Matroska; WebM's subset leaves them out.
+ATTACHMENT_MUXERS = {"matroska"}
 #: Containers that seek back to write their index when they are finished.
 SEEKING_CONTAINERS = {".mp4", ".m4v", ".mov", ".3gp"}
 #: Containers whose time base is the frame rate.
@@ -203,6 +205,11 @@ def can_hold(container, encoder) -> bool:
     return holds(container, encoder.name, encoder.canonical_name)
 
 
+def yuv420(bits: int) -> str:
+    """FFmpeg's name of planar 4:2:0 at a bit depth."""
+    return "yuv420p" if bits == 8 else f"yuv420p{bits}le"
+
+
 def default_codec(path: Path) -> str:
     return DEFAULT_CODECS.get(path.suffix.lower(), DEFAULT_CODEC)
 
@@ -357,7 +364,7 @@ class VideoFileSink:
         if stream.codec_context.codec.name == "mjpeg":
             self.bits = 8
             return "yuvj420p"  # full range, as _output_colour made it
-        wanted = "yuv420p" if self.bits == 8 else f"yuv420p{self.bits}le"
+        wanted = yuv420(self.bits)
         if not formats or wanted in formats:
             return wanted
         if not any(f.startswith("yuv420p") for f in formats):  # ProRes: 4:2:2 or 4:4:4 only
@@ -366,10 +373,10 @@ class VideoFileSink:
                      self.convert_to)
             return self.convert_to
         for bits in range(self.bits - 1, 8, -1):
-            if f"yuv420p{bits}le" in formats:
+            if yuv420(bits) in formats:
                 log.warning("%s: %s cannot encode %d-bit video; writing %d-bit", self.path, stream.name, self.bits, bits)
                 self.bits = bits
-                return f"yuv420p{bits}le"
+                return yuv420(bits)
         if self.bits > 8:
             log.warning("%s: %s cannot encode %d-bit video; writing 8-bit", self.path, stream.name, self.bits)
         self.bits = 8
@@ -404,7 +411,7 @@ class VideoFileSink:
     def _add_attachments(self) -> None:
         if not self.info.attachments:
             return
-        if self.container.format.name not in ("matroska", "webm"):
+        if self.container.format.name not in ATTACHMENT_MUXERS:
             log.warning("%s: the input's %d attachment(s) (%s) not kept: a %s file cannot hold attachments", self.path,
                         len(self.info.attachments), ", ".join(name for name, _, _ in self.info.attachments),
                         self.path.suffix)
@@ -498,7 +505,7 @@ class VideoFileSink:
 
     def _copied_frame(self, picture: YUVPlanes) -> "av.VideoFrame":
         """The planes copied into a new frame of the encoder's format (and depth)."""
-        layout = self.stream.pix_fmt if self.convert_to is None else "yuv420p" if self.bits == 8 else f"yuv420p{self.bits}le"
+        layout = self.stream.pix_fmt if self.convert_to is None else yuv420(self.bits)
         frame = av.VideoFrame(self.stream.width, self.stream.height, layout)
         dtype = np.uint8 if self.bits == 8 else np.uint16
         shift = picture.bits - self.bits
@@ -560,7 +567,6 @@ class VideoFileSink:
 #: alpha channel it no longer has, the input's durations and sizes.
 UNTRUE_TAGS = {"encoder", "alpha_mode", "duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_tags",
                "_statistics_writing_app", "_statistics_writing_date_utc"}
-
 
 
 def true_tags(tags: dict) -> dict:
