@@ -454,6 +454,9 @@ class Timeline:
         self.offsets: list[float] = [max(0.0, -video_start)]  # s, per segment
         self.segment: dict[int, int] = {}  # stream index -> its segment
         self.last: dict[int, float] = {}  # stream index -> its latest decode time, on the timeline (s)
+        self.ends: dict[int, float] = {}  # stream index -> the end of its latest packet, on the timeline (s)
+        self.starts: dict[int, float] = {}  # stream index -> its first time in the first segment (s, as read)
+        self.nudge: dict[int, float] = {}  # stream index -> its own extra shift in its current segment (s)
         self.end = 0.0  # the latest end of any packet, on the timeline (s)
 
     def place(self, packet: "av.Packet") -> None:
@@ -462,14 +465,22 @@ class Timeline:
         index = packet.stream.index
         segment = self.segment.get(index, 0)
         last = self.last.get(index)
+        if segment == 0:
+            self.starts.setdefault(index, raw)
         if last is not None and raw + self.offsets[segment] < last - self.JUMP:
             if segment + 1 == len(self.offsets):  # the first stream to reach the new segment
-                self.offsets.append(self.end - raw)
+                # Streams that started before this one in the first recording (audio often
+                # leads video by a packet) are assumed to lead it by as much in the next.
+                lead = self.starts.get(index, raw) - min(self.starts.values(), default=raw)
+                self.offsets.append(self.end - raw + lead)
             segment += 1
             self.segment[index] = segment
-        shift = self.offsets[segment]
+            # A stream that still overlaps its own previous segment moves on by the overlap.
+            self.nudge[index] = max(0.0, self.ends.get(index, 0.0) - (raw + self.offsets[segment]))
+        shift = self.offsets[segment] + self.nudge.get(index, 0.0)
         self.last[index] = raw + shift
-        self.end = max(self.end, raw + shift + float((packet.duration or 0) * packet.time_base))
+        self.ends[index] = raw + shift + float((packet.duration or 0) * packet.time_base)
+        self.end = max(self.end, self.ends[index])
         if shift:
             ticks = round(shift / packet.time_base)
             if packet.pts is not None:

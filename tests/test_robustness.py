@@ -605,6 +605,32 @@ def test_recordings_joined_continue_the_timeline_and_keep_their_audio(tmp_path):
     assert len(audio_packets(out)) == 2 * len(audio_packets(one)), "no audio packet is dropped"
 
 
+def test_audio_that_leads_the_video_keeps_its_place_across_the_join():
+    """ffmpeg's MPEG-TS recordings start their audio a packet before the video, and write the
+    video first: the second recording's first audio packet used to land on the first
+    one's last (an MP4 then refused it as 'damaged'). Packets as a demuxer gives them."""
+    from types import SimpleNamespace
+
+    from realtime.sources import Timeline
+
+    def recording(start: float) -> list:
+        video = [(0, start + 0.0232 + i * 0.04, 0.04) for i in range(50)]
+        audio = [(1, start + i * 0.0232, 0.0232) for i in range(87)]
+        return [video[0]] + sorted(video[1:] + audio, key=lambda p: p[1])
+
+    timeline, placed = Timeline(), {0: [], 1: []}
+    for index, when, length in recording(1.4) + recording(1.4):
+        ticks = round(when * 90000)
+        packet = SimpleNamespace(pts=ticks, dts=ticks, duration=round(length * 90000),
+                                 time_base=Fraction(1, 90000), stream=SimpleNamespace(index=index))
+        timeline.place(packet)
+        placed[index].append((packet.dts, packet.dts + packet.duration))
+    for index, spans in placed.items():
+        assert all(start >= end_before for (_, end_before), (start, _) in zip(spans, spans[1:])), index
+    audio_to_video = placed[0][50][0] - placed[1][87][0]
+    assert abs(audio_to_video - 0.0232 * 90000) < 2, "the second recording keeps its own sync"
+
+
 def test_a_negative_start_is_shifted_to_zero_so_players_show_every_frame(tmp_path):
     wrapped = tmp_path / "wrap.ts"  # timestamps just below the 33-bit wrap: the stream starts before zero
     with av.open(str(wrapped), "w", format="mpegts", container_options={"output_ts_offset": "95442"}) as out:
