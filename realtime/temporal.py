@@ -12,7 +12,8 @@ re-estimated every frame from a subsample). Chroma follows its 2x2 luma block's 
 The average is kept in 1/16 of a code, so the curves see the extra precision it has.
 
 :class:`CurveSmoother` averages the curve maps over time (taking scene cuts and changes of
-light at once) so that exposure does not pump. :class:`VideoEnhancer` runs both around an Enhancer; it is what
+light at once) so that exposure does not pump. Once frames are averaged, the noise a sensor clips at
+black is left as a grey floor; :func:`black_at_floor` moves the black point onto it. :class:`VideoEnhancer` runs both around an Enhancer; it is what
 the pipeline uses for video files and live sources, reset at the start of each stream.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .checkpoint import TONE_LUMA, TONE_MAX_GAIN
 from .curves import Curves, row_bands
 from .engine import Enhancer, as_rgb_frame
 from .frame import Picture, YUVPlanes
@@ -492,6 +494,52 @@ class CurveSmoother:
         return self.curves
 
 
+# --- the black point of an averaged stream --------------------------------------------------------------
+
+
+def picture_floor(picture: Picture, share: float = 0.01) -> float:
+    """Where a picture's black sits: the luma below which `share` of a subsample of its
+    pixels lies, in [0, 1] of the full range (0 = black, 1 = white). picture: YUVPlanes
+    (any scale, depth and range) or uint8 RGB (H, W, 3)."""
+    if isinstance(picture, YUVPlanes):
+        step = picture.scale << (picture.bits - 8)
+        lo, hi = (0, 255) if picture.colour.full_range else (16, 235)
+        values = picture.y[::8, ::8].ravel()
+    else:
+        step, lo, hi = 1, 0, 255
+        values = (picture[::8, ::8].astype(np.float32) @ np.float32(TONE_LUMA)).ravel()
+    k = min(int(share * values.size), values.size - 1)
+    return float(np.clip((float(np.partition(values, k)[k]) / step - lo) / (hi - lo), 0.0, 1.0))
+
+
+def black_at_floor(curves: Curves, small: np.ndarray, floor: float, toned_floor: float = 0.025,
+                   max_lift: float = 1.3) -> Curves:
+    """The curves with their black point raised so that the picture's floor (see
+    picture_floor) is toned to `toned_floor`, the toned mean luma kept.
+
+    Why: a sensor clips its noise at black, so the noise of a dark frame has a positive
+    mean there. Frame by frame that floor is noise, and the net (trained on single frames)
+    keeps a black point below it; once the frames are averaged over time the noise is gone
+    and the clipped mean is left as a flat grey level, which the tone would lift to grey.
+    The black point never drops, and the gain grows at most `max_lift`-fold, so a picture
+    with no black in it (fog, a grey wall) is not stretched into noise. Luma figures, one
+    shift for the three channels. small: the net's copy (h, w, 3) in [0, 1]."""
+    luma = np.asarray(TONE_LUMA, np.float32)
+    mean = float(small.reshape(-1, 3).mean(axis=0) @ luma)
+    black = float(curves.black @ luma)
+    toned_mean = (mean - black) * float(curves.gain @ luma)
+    if floor <= black or toned_mean <= 2 * toned_floor:
+        return curves
+    # (floor − b)·g = toned_floor with (mean − b)·g = toned_mean: solved for b.
+    raised = (floor * toned_mean - toned_floor * mean) / (toned_mean - toned_floor)
+    raised = min(raised, mean - (mean - black) / max_lift)
+    if raised <= black:
+        return curves
+    lift = (mean - black) / (mean - raised)
+    return curves.replace(black=(curves.black + np.float32(raised - black)).astype(np.float32),
+                          gain=np.minimum(curves.gain * np.float32(lift), np.float32(TONE_MAX_GAIN)))
+
+
 # --- the video engine ---------------------------------------------------------------------------------
 
 
@@ -544,6 +592,8 @@ class VideoEnhancer:
         # of thousands, where the noise has already averaged out.
         at_once = cut or light or not self.smooth
         curves = self.smoother(self.enhancer.curves_for(small), at_once)
+        if clean is not frame and self.config.tone:  # averaged: its floor is the scene's black
+            curves = black_at_floor(curves, small, picture_floor(clean))
         strength = self.enhancer.strength_for(small, curves)
         if at_once or self.strength is None or abs(strength - self.strength) > 0.5:  # or the user's hand
             self.strength = strength

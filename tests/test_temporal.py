@@ -216,3 +216,57 @@ def test_denoiser_output_keeps_fractions_of_a_code():
         out = denoiser(planes(noisy(clean, rng)))
     assert out.scale == SCALE and out.y.dtype == np.uint16
     assert len(np.unique(out.y % SCALE)) > 4, "the average is finer than a code"
+
+
+# --- the black point of an averaged stream ---------------------------------------------------------
+
+
+def bar_and_ramp() -> np.ndarray:
+    """A black bar (a letterbox, a night sky) beside a grey ramp, uint8 RGB (128, 192, 3)."""
+    picture = np.tile(np.linspace(60, 230, 192, dtype=np.float32), (128, 1))
+    picture[:, :48] = 0
+    return np.repeat(picture[..., None], 3, axis=2).astype(np.uint8)
+
+
+def test_black_stays_black_once_a_dark_stream_is_averaged():
+    """A sensor clips its noise at black; averaged over frames, that clipped noise is a grey
+    floor, which the tone used to lift to grey (the bar came out at 34 % of the ramp)."""
+    from realtime.metrics import darken
+
+    rng, clean = np.random.default_rng(1), bar_and_ramp()
+    video = VideoEnhancer()
+    for _ in range(30):
+        out = video(darken(clean, 0.05, 300, 2.35, rng))
+    bar, ramp = out[:, 4:44].mean(), out[:, 60:].mean()
+    assert bar < 0.31 * ramp, (bar, ramp)  # 0.28 now
+    assert ramp > 0.85 * clean[:, 60:].mean(), "the picture keeps its brightness"
+
+
+def test_black_at_floor_tones_the_floor_and_keeps_the_mean():
+    from realtime.controls import LUMA
+    from realtime.temporal import black_at_floor
+
+    small = np.full((4, 4, 3), 0.1, np.float32)
+    curves = Curves(np.zeros((4, 4, 3), np.float32), np.full(3, -0.01, np.float32), np.full(3, 3.0, np.float32))
+    raised = black_at_floor(curves, small, floor=0.03, toned_floor=0.01, max_lift=2.0)
+    toned = lambda x, c: float(((x - c.black) * c.gain) @ LUMA)  # noqa: E731
+    assert toned(0.03, raised) == pytest.approx(0.01, abs=1e-4)
+    assert toned(0.1, raised) == pytest.approx(toned(0.1, curves), abs=1e-4)
+    assert black_at_floor(curves, small, floor=-0.02) is curves, "a floor below the black point: nothing to raise"
+    capped = black_at_floor(curves, small, floor=0.095, max_lift=1.5)  # almost no black in it (fog)
+    assert capped.gain == pytest.approx(1.5 * curves.gain), "the gain grows at most max_lift-fold"
+
+
+def test_the_floor_rule_needs_averaged_frames():
+    """Frame by frame (denoise off) the floor is noise, and the frame keeps the net's tone."""
+    from realtime.metrics import darken
+    from realtime.temporal import picture_floor
+
+    rng, clean = np.random.default_rng(2), bar_and_ramp()
+    frames = [darken(clean, 0.05, 300, 2.35, rng) for _ in range(12)]
+    per_frame, off = Enhancer(), VideoEnhancer(denoise="off", smooth_curves=False)
+    for frame in frames:
+        assert np.array_equal(off(frame), per_frame(frame))
+    assert picture_floor(planes(clean)) == pytest.approx(0.0, abs=0.01)
+    assert picture_floor(clean) == pytest.approx(0.0, abs=0.01)
+    assert picture_floor(np.full((64, 64, 3), 255, np.uint8)) == pytest.approx(1.0)
