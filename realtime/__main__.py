@@ -4,7 +4,7 @@ Signals are handled before anything heavy is imported (realtime.signals says why
 """
 import sys
 
-from .signals import exit_status, hold, stop_on_sigterm, stop_pending
+from .signals import exit_status, hold, pending_stop, stop_on_sigterm
 
 
 def run() -> int:
@@ -13,12 +13,13 @@ def run() -> int:
     hold(True)
     try:
         from .cli import main
-    except KeyboardInterrupt:  # only where signals cannot be held
+    except KeyboardInterrupt as stop:  # only where signals cannot be held
         print(interrupted, file=sys.stderr)
-        return 130
-    if stop_pending():
+        return exit_status(stop)
+    signum = pending_stop()
+    if signum is not None:
         print(interrupted, file=sys.stderr)
-        return 130  # the held signal dies with the process
+        return exit_status(signum)  # the held signal dies with the process
     try:
         hold(False)
         return main()

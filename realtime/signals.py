@@ -36,17 +36,20 @@ def stop_on_sigterm() -> None:
         signal.signal(signum, terminate)
 
 
-def exit_status(stop: KeyboardInterrupt) -> int:
-    """129 for SIGHUP (128 + its number, as shells report it), else 130 (interrupted)."""
-    return 129 if getattr(stop, "signum", None) == getattr(signal, "SIGHUP", None) else 130
+def exit_status(stop: KeyboardInterrupt | int) -> int:
+    """129 for SIGHUP (128 + its number, as shells report it), else 130 (interrupted).
+    stop: the interruption, or the number of the signal that asked for it."""
+    signum = stop if isinstance(stop, int) else getattr(stop, "signum", None)
+    return 129 if signum == getattr(signal, "SIGHUP", None) else 130
 
 
 def hold(held: bool) -> None:
-    """Hold back (or let through) Ctrl-C and SIGTERM."""
+    """Hold back (or let through) Ctrl-C, SIGTERM and SIGHUP."""
     if CAN_HOLD:
         signal.pthread_sigmask(signal.SIG_BLOCK if held else signal.SIG_UNBLOCK, STOP)
 
 
-def stop_pending() -> bool:
-    """Whether a held Ctrl-C or SIGTERM is waiting."""
-    return CAN_HOLD and bool(signal.sigpending() & STOP)
+def pending_stop() -> int | None:
+    """The number of a held Ctrl-C, SIGTERM or SIGHUP that is waiting, or None."""
+    pending = signal.sigpending() & STOP if CAN_HOLD else set()
+    return int(min(pending)) if pending else None

@@ -174,6 +174,18 @@ def test_sighup_closing_the_terminal_stops_cleanly_with_129(tmp_path):
     assert seconds < 2.0 and 0 < len(frames) < 600 and frames == list(range(len(frames)))
 
 
+def test_sighup_while_starting_also_exits_129(tmp_path):
+    """A terminal closed while the heavy imports run (the signal is held until they end)."""
+    src = make_clip(tmp_path / "in.mp4", frames=10, size=(160, 96), audio=False)
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(tmp_path / "o.mp4")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # past the interpreter's start (our handlers are set), inside the imports
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 129, err
+    assert "Traceback" not in err
+
+
 def start_folder_run(tmp_path, *extra: str) -> tuple[subprocess.Popen, Path]:
     """A folder of eight clips run with two workers; returns once the first output is finished."""
     folder, out = tmp_path / "in", tmp_path / "out"
