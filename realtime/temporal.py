@@ -10,17 +10,23 @@ with motion told from noise by the 3x3 mean of the luma difference (x − acc), 
 against the noise level σ the stream has at that brightness (:class:`NoiseEstimate`,
 re-estimated every frame from a subsample). Chroma follows its 2x2 luma block's k.
 The average is kept in 1/16 of a code, so the curves see the extra precision it has.
+The planes the denoiser returns have their colour smoothed over 3x3 chroma samples
+(:func:`smooth_chroma`): where the picture moves, colour speckle is what the average cannot
+remove.
 
 :class:`CurveSmoother` averages the curve maps over time (taking scene cuts and changes of
-light at once) so that exposure does not pump. Once frames are averaged, the noise a sensor clips at
-black is left as a grey floor; :func:`black_at_floor` moves the black point onto it. :class:`VideoEnhancer` runs both around an Enhancer; it is what
-the pipeline uses for video files and live sources, reset at the start of each stream.
+light at once) so that exposure does not pump. Once frames are averaged, the noise a
+sensor clips at black is left as a grey floor; :func:`black_at_floor` moves the black point
+onto it. :class:`VideoEnhancer` runs all of it around an Enhancer; it is what the pipeline
+uses for video files and live sources, reset at the start of each stream.
 """
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import cv2
 import numba
 import numpy as np
 
@@ -337,6 +343,26 @@ def auto_strength(dark_sigma8: float) -> float:
     return float(np.clip((dark_sigma8 - 0.3) / 0.7, 0.0, 1.0))
 
 
+def smooth_chroma(planes: YUVPlanes, share: float) -> YUVPlanes:
+    """The planes with their colour averaged over its neighbours, their brightness untouched:
+    `share` (0..1) of the way to the 3x3 mean of the chroma planes (6x6 pixels).
+
+    Why: where the picture moves the temporal average falls back to the frame itself, and
+    in the dark its colour noise is the loudest part of what is left (purple and green
+    speckle, colourfulness 1.3-1.5 times the clean clip's); the eye resolves colour far
+    more coarsely than brightness, so cameras filter chroma hard and luma gently. The
+    average itself is not filtered (the planes returned are new), so this never
+    accumulates. (RGB frames, from cameras, are not filtered: the same filter costs 6-8 ms
+    per 720p RGB frame on this project's 2-core machine, against 0.5 ms for 1080p planes,
+    and the live path has no such time to spare.)"""
+    if share <= 0:
+        return planes
+    u, v = (cv2.blur(p, (3, 3), borderType=cv2.BORDER_REPLICATE) for p in (planes.u, planes.v))
+    if share < 1:
+        u, v = (cv2.addWeighted(p, 1 - share, q, share, 0) for p, q in ((planes.u, u), (planes.v, v)))
+    return YUVPlanes(planes.y, u, v, planes.colour, planes.bits, owner=None, scale=planes.scale)
+
+
 class TemporalDenoiser:
     """Motion-adaptive recursive averaging of a stream's frames (see the module docstring).
 
@@ -424,7 +450,7 @@ class TemporalDenoiser:
             shift = self.noise.shift
             args = (picture.y, picture.u, picture.v, *acc, *new, sigma, shift, k_min, gain, maxv, *self.shift)
             self._run(lambda a, b: _denoise_planes(*args, a, b), picture.height, 2)
-            out = self._planes(new, picture)
+            out = smooth_chroma(self._planes(new, picture), self.current_strength)
         else:
             out = np.empty_like(picture)
             flat = lambda a: a.reshape(a.shape[0], -1)  # noqa: E731 - rows of W·3 values
@@ -499,15 +525,18 @@ class CurveSmoother:
 
 def picture_floor(picture: Picture, share: float = 0.01) -> float:
     """Where a picture's black sits: the luma below which `share` of a subsample of its
-    pixels lies, in [0, 1] of the full range (0 = black, 1 = white). picture: YUVPlanes
-    (any scale, depth and range) or uint8 RGB (H, W, 3)."""
+    pixels lies (about 10,000 of them: 0.13 ms for any size), in [0, 1] of the full range
+    (0 = black, 1 = white). picture: YUVPlanes (any scale, depth and range) or uint8 RGB
+    (H, W, 3)."""
+    height, width = picture.shape[:2]
+    n = max(1, math.isqrt(height * width // 10_000))
     if isinstance(picture, YUVPlanes):
         step = picture.scale << (picture.bits - 8)
         lo, hi = (0, 255) if picture.colour.full_range else (16, 235)
-        values = picture.y[::8, ::8].ravel()
+        values = picture.y[::n, ::n].ravel()
     else:
         step, lo, hi = 1, 0, 255
-        values = (picture[::8, ::8].astype(np.float32) @ np.float32(TONE_LUMA)).ravel()
+        values = (picture[::n, ::n].astype(np.float32) @ np.float32(TONE_LUMA)).ravel()
     k = min(int(share * values.size), values.size - 1)
     return float(np.clip((float(np.partition(values, k)[k]) / step - lo) / (hi - lo), 0.0, 1.0))
 

@@ -270,3 +270,34 @@ def test_the_floor_rule_needs_averaged_frames():
     assert picture_floor(planes(clean)) == pytest.approx(0.0, abs=0.01)
     assert picture_floor(clean) == pytest.approx(0.0, abs=0.01)
     assert picture_floor(np.full((64, 64, 3), 255, np.uint8)) == pytest.approx(1.0)
+
+
+# --- colour noise ---------------------------------------------------------------------------------
+
+
+def test_chroma_is_smoothed_and_brightness_kept():
+    from realtime.temporal import smooth_chroma
+
+    rng = np.random.default_rng(3)
+    speckle = planes(np.clip(60 + rng.normal(0, 6, (64, 96, 3)), 0, 255).astype(np.uint8))  # colour noise
+    out = smooth_chroma(speckle, 1.0)
+    assert out.y is speckle.y, "brightness (and its detail) is untouched"
+    assert out.u.std() < 0.5 * speckle.u.std() and out.v.std() < 0.5 * speckle.v.std()
+    assert abs(float(out.u.mean()) - float(speckle.u.mean())) < 0.5, "the colour itself stays"
+    half = smooth_chroma(speckle, 0.5)
+    assert out.u.std() < half.u.std() < speckle.u.std()
+    assert smooth_chroma(speckle, 0.0) is speckle
+    flat = planes(np.full((32, 32, 3), (200, 30, 90), np.uint8))
+    assert np.array_equal(smooth_chroma(flat, 1.0).u, flat.u)
+
+
+def test_the_denoiser_returns_smooth_colour():
+    """Three frames are too few for the average to remove the colour speckle; the chroma filter does."""
+    from realtime.metrics import darken
+
+    rng, clean = np.random.default_rng(4), np.full((96, 128, 3), 90, np.uint8)
+    denoiser = TemporalDenoiser(1.0)
+    for _ in range(3):
+        frame = darken(clean, 0.05, 300, 2.35, rng)
+        out = denoiser(planes(frame))
+    assert out.u.std() / SCALE < 0.4 * planes(frame).u.std()
