@@ -301,8 +301,8 @@ def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full,
     value, so codes outside the cube pass through and α = 0 changes nothing. The tone
     (black, gain: (3,) per channel; empty: none) comes between the denoise and the curve."""
     height, width = y.shape
-    yo, ys, co, cs, kr, kg, kb, cr_v, cg_u, cg_v, cb_u = (coef[0], coef[1], coef[2], coef[3], coef[4], coef[5],
-                                                         coef[6], coef[7], coef[8], coef[9], coef[10])
+    yo, ys, co, cs = coef[0], coef[1], coef[2], coef[3]  # coef[4:7], the luma weights, are not needed here
+    cr_v, cg_u, cg_v, cb_u = coef[7], coef[8], coef[9], coef[10]
     inv_ys, inv_cs = np.float32(1.0) / ys, np.float32(1.0) / cs
     cw = (width + 1) // 2
     pb, pr = np.empty(cw, np.float32), np.empty(cw, np.float32)

@@ -9,6 +9,8 @@ recursive filter that stops averaging wherever the picture moves:
 with motion told from noise by the 3x3 mean of the luma difference (x − acc), measured
 against the noise level σ the stream has at that brightness (:class:`NoiseEstimate`,
 re-estimated every frame from a subsample). Chroma follows its 2x2 luma block's k.
+Where the picture moves there is nothing to average over time, so there (in planes) a pixel
+is taken towards its 5x5 mean instead, unless that mean is beyond its noise (an edge).
 The average is kept in 1/16 of a code, so the curves see the extra precision it has.
 The planes the denoiser returns have their colour smoothed over 3x3 chroma samples
 (:func:`smooth_chroma`): where the picture moves, colour speckle is what the average cannot
@@ -44,6 +46,8 @@ LEVEL_BINS = 16
 STILL, MOVING = 1.0, 6.0
 #: k_min at full strength: the average then spans about (2 − k)/k ≈ 15 frames.
 K_FLOOR = 1 / 8
+#: How far a moving pixel is taken towards its 5x5 mean at full strength (planes only).
+SPATIAL = 1.0
 
 
 # --- kernels ------------------------------------------------------------------------------
@@ -77,16 +81,18 @@ def _aligned_row(x, acc, row, dy, dx, channels, scale, prev, diff):  # pragma: n
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _motion_k(up, mid, down, level_row, inv_sigma, shift, k_min, gain, k, vs):  # pragma: no cover - numba
+def _motion_k(up, mid, down, level_row, inv_sigma, shift, k_min, gain, k, vs, isig):  # pragma: no cover - numba
     """k per pixel from the 3x3 mean of three difference rows: k_min where it stays within
     STILL σ, 1 beyond MOVING σ. inv_sigma: 1/σ of that mean per level bin (scaled codes),
-    indexed by level_row >> shift."""
+    indexed by level_row >> shift; isig gets it per pixel."""
     width = k.shape[0]
     for i in range(width):
         vs[i + 1] = up[i] + mid[i] + down[i]
     vs[0], vs[width + 1] = vs[1], vs[width]
     for i in range(width):
-        z = abs(vs[i] + vs[i + 1] + vs[i + 2]) * np.float32(1.0 / 9.0) * inv_sigma[np.uint32(level_row[i]) >> shift]
+        isig[i] = inv_sigma[np.uint32(level_row[i]) >> shift]
+    for i in range(width):
+        z = abs(vs[i] + vs[i + 1] + vs[i + 2]) * np.float32(1.0 / 9.0) * isig[i]
         k[i] = min(max(k_min + (z - np.float32(STILL)) * gain, k_min), np.float32(1.0))
 
 
@@ -98,17 +104,48 @@ def _blend(prev, diff, new, k, maxv):  # pragma: no cover - numba
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _denoise_planes(y, u, v, ay, au, av, ny, nu, nv, inv_sigma, shift, k_min, gain, maxv, dy, dx, r0, r1):  # noqa
+def _column_sums(y, row, cols, sign):  # pragma: no cover - numba
+    """cols[i + 2] += sign · y[row, i] (row clamped to the plane): the vertical window moves on."""
+    src = y[min(max(row, 0), y.shape[0] - 1)]
+    window = cols[2: y.shape[1] + 2]
+    for i in range(y.shape[1]):
+        window[i] += sign * np.float32(src[i])
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _blend_moving(prev, diff, cols, isig, new, k, k_min, spatial, maxv):  # pragma: no cover - numba
+    """new = prev + k·(target − prev): the frame's value taken towards its 5x5 mean (from the
+    vertical 5-sums in cols, in codes) as far as the pixel moves (k above k_min) and as long
+    as the mean is within noise of it (not an edge; isig: 1/σ of a pixel, scaled codes)."""
+    width = new.shape[0]
+    cols[0], cols[1], cols[width + 2], cols[width + 3] = cols[2], cols[2], cols[width + 1], cols[width + 1]
+    unit = np.float32(SCALE / 25.0)
+    for i in range(width):
+        box = (cols[i] + cols[i + 1] + cols[i + 2] + cols[i + 3] + cols[i + 4]) * unit
+        x = prev[i] + diff[i]
+        gate = min(max(np.float32(1.5) - np.float32(0.5) * abs(box - x) * isig[i], np.float32(0.0)), np.float32(1.0))
+        target = x + spatial * (k[i] - k_min) * gate * (box - x)
+        new[i] = np.uint16(min(max(prev[i] + k[i] * (target - prev[i]) + np.float32(0.5), np.float32(0.0)), maxv))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _denoise_planes(y, u, v, ay, au, av, ny, nu, nv, inv_sigma, shift, k_min, gain, maxv, dy, dx, spatial, r0, r1):  # noqa
     """Row pairs r0..r1 of 4:2:0 planes: the new averages (ny, nu, nv) from the frame
     (y, u, v) and the previous averages (ay, au, av) moved by (dy, dx) luma pixels; all
-    averages in scaled codes."""
+    averages in scaled codes. spatial > 0: moving luma is also taken towards its 5x5 mean
+    (see _blend_moving), as far as `spatial` at full motion."""
     height, width = y.shape
     scale = np.float32(SCALE)
     prev = np.empty((4, width), np.float32)  # the aligned previous average of rows around the pair
     diff = np.empty((4, width), np.float32)  # and the frame's difference to it
     ring_row = np.full(4, -1, np.int64)
     k = np.empty((2, width), np.float32)
-    vs = np.empty(width + 2, np.float32)
+    vs, isig = np.empty(width + 2, np.float32), np.empty(width, np.float32)
+    cols = np.zeros(width + 4, np.float32)  # vertical 5-sums of the frame around the current row
+    if spatial > 0:
+        for row in range(r0 - 2, r0 + 2):
+            _column_sums(y, row, cols, np.float32(1))
+    per_motion = spatial / (np.float32(1.0) - k_min)  # (k − k_min)/(1 − k_min): how far the pixel moves
     cw = u.shape[1]
     kc = np.empty(cw, np.float32)
     prev_c, diff_c = np.empty(cw, np.float32), np.empty(cw, np.float32)
@@ -124,8 +161,15 @@ def _denoise_planes(y, u, v, ay, au, av, ny, nu, nv, inv_sigma, shift, k_min, ga
         for j in range(rows):
             yy = r + j
             _motion_k(diff[max(yy - 1, 0) % 4], diff[yy % 4], diff[min(yy + 1, height - 1) % 4], prev[yy % 4],
-                      inv_sigma, shift, k_min, gain, k[j], vs)
-            _blend(prev[yy % 4], diff[yy % 4], ny[yy], k[j], maxv)
+                      inv_sigma, shift, k_min, gain, k[j], vs, isig)
+            if spatial > 0:
+                _column_sums(y, yy + 2, cols, np.float32(1))
+                if yy > r0:
+                    _column_sums(y, yy - 3, cols, np.float32(-1))
+                isig *= np.float32(1.0 / 3.0)  # σ of a pixel is about 3σ of the 3x3 mean difference
+                _blend_moving(prev[yy % 4], diff[yy % 4], cols, isig, ny[yy], k[j], k_min, per_motion, maxv)
+            else:
+                _blend(prev[yy % 4], diff[yy % 4], ny[yy], k[j], maxv)
         if rows == 1:
             k[1] = k[0]
         for c in range(width // 2):  # chroma moves with its block: the largest k of it
@@ -155,7 +199,7 @@ def _denoise_rgb(x, acc, new, out, inv_sigma, shift, k_min, gain, dy, dx, r0, r1
     k = np.empty(width, np.float32)
     kc = np.empty(width, np.float32)
     k3 = np.empty(n, np.float32)
-    vs = np.empty(width + 2, np.float32)
+    vs, isig = np.empty(width + 2, np.float32), np.empty(width, np.float32)
     level = np.empty(width, np.int32)
     for r in range(r0, r1):
         for yy in range(r - 1, r + 2):
@@ -172,9 +216,9 @@ def _denoise_rgb(x, acc, new, out, inv_sigma, shift, k_min, gain, dy, dx, r0, r1
         for i in range(width):
             level[i] = np.int32((p[3 * i] + p[3 * i + 1] + p[3 * i + 2]) * third)
         up, mid, down = ring[max(r - 1, 0) % 3], ring[r % 3], ring[min(r + 1, height - 1) % 3]
-        _motion_k(up[0], mid[0], down[0], level, inv_sigma, shift, k_min, gain, k, vs)
+        _motion_k(up[0], mid[0], down[0], level, inv_sigma, shift, k_min, gain, k, vs, isig)
         for c in range(1, 3):
-            _motion_k(up[c], mid[c], down[c], level, inv_sigma, shift, k_min, gain, kc, vs)
+            _motion_k(up[c], mid[c], down[c], level, inv_sigma, shift, k_min, gain, kc, vs, isig)
             for i in range(width):
                 k[i] = max(k[i], kc[i])
         for i in range(width):
@@ -448,7 +492,8 @@ class TemporalDenoiser:
         if isinstance(picture, YUVPlanes):
             maxv = np.float32(((1 << picture.bits) - 1) * SCALE)
             shift = self.noise.shift
-            args = (picture.y, picture.u, picture.v, *acc, *new, sigma, shift, k_min, gain, maxv, *self.shift)
+            args = (picture.y, picture.u, picture.v, *acc, *new, sigma, shift, k_min, gain, maxv, *self.shift,
+                    np.float32(SPATIAL * self.current_strength))
             self._run(lambda a, b: _denoise_planes(*args, a, b), picture.height, 2)
             out = smooth_chroma(self._planes(new, picture), self.current_strength)
         else:
@@ -541,8 +586,8 @@ def picture_floor(picture: Picture, share: float = 0.01) -> float:
     return float(np.clip((float(np.partition(values, k)[k]) / step - lo) / (hi - lo), 0.0, 1.0))
 
 
-def black_at_floor(curves: Curves, small: np.ndarray, floor: float, toned_floor: float = 0.025,
-                   max_lift: float = 1.3) -> Curves:
+def black_at_floor(curves: Curves, small: np.ndarray, floor: float, toned_floor: float = 0.02,
+                   max_lift: float = 1.5) -> Curves:
     """The curves with their black point raised so that the picture's floor (see
     picture_floor) is toned to `toned_floor`, the toned mean luma kept.
 
