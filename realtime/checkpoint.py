@@ -240,7 +240,11 @@ def load_weights(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: no such checkpoint")
     with path.open("rb") as f:
         head = f.read(9)
-    torch_file = head[:2] == b"PK" or head[:1] == b"\x80"  # a zip archive, or a legacy pickle
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Its first
+    # byte is 0x80 whenever that length is 128 mod 256, so the header decides before a
+    # pickle's 0x80 (or a zip archive's "PK") is looked for.
+    safetensors = len(head) == 9 and head[8:9] == b"{"
+    torch_file = not safetensors and (head[:2] == b"PK" or head[:1] == b"\x80")
     config, state, meta = _read_torch(path) if torch_file else _read_safetensors(path)
     try:
         config = config or infer_config(state)

@@ -179,6 +179,25 @@ def test_own_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
+def test_a_checkpoint_whose_header_length_starts_like_a_pickle_keeps_its_config(tmp_path):
+    """A safetensors header 128 mod 256 bytes long makes the file's first byte 0x80, a
+    pickle's opcode: the config and metadata in the header must still be read."""
+    import struct
+
+    from realtime.checkpoint import Checkpoint, expected_shapes, load_weights, save_weights
+
+    config = ModelConfig(width=4, shared_curves=True, long_side=16, tone=True)
+    state = {k: np.ones(s, np.float32) for k, s in expected_shapes(config).items()}
+    path = tmp_path / "m.safetensors"
+    for pad in range(256):
+        save_weights(path, Checkpoint(config, state, {"note": "x" * pad}))
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert struct.unpack("<Q", path.read_bytes()[:8])[0] % 256 == 128
+    loaded = load_weights(path)
+    assert loaded.config == config and loaded.meta["note"].startswith("x")
+
+
 def test_infer_config_for_an_unknown_width():
     state = DCENet(ModelConfig(width=6, conv="dwsep")).state_dict()
     config = infer_config(state)
