@@ -20,7 +20,8 @@ or camera would give) and every method is scored against the clean frames:
 - ms per frame (the method's own computation, single process, median).
 
 Methods: the engine per frame (the video path, no temporal state), the engine with
-temporal processing (VideoEnhancer: temporal denoise + smoothed curves), Zero-DCE++ per
+temporal processing (VideoEnhancer: temporal denoise + smoothed curves; ", RGB": on RGB
+frames, as cameras deliver them, instead of planes), Zero-DCE++ per
 frame (the published checkpoint run the reference way), gamma 0.4, and FFmpeg's temporal
 denoisers atadenoise and fftdnoiz (with one frame before and after) through PyAV's filter
 graph, followed by the engine. (hqdn3d is GPL and not in PyAV's FFmpeg build.)
@@ -174,6 +175,7 @@ def methods(args, fps: float) -> dict:
     table = {
         "engine per frame": lambda frames: run_engine(engine, frames),
         "engine + temporal": lambda frames: run_engine(VideoEnhancer(engine, denoise=args.denoise), frames),
+        "engine + temporal, RGB": lambda frames: run_rgb(VideoEnhancer(engine, denoise=args.denoise), frames),
         "gamma 0.4": lambda frames: run_rgb(gamma(0.4), frames),
         "atadenoise + engine": lambda frames: run_filtered("atadenoise", engine, frames, fps),
         "fftdnoiz + engine": lambda frames: run_filtered("fftdnoiz=prev=1:next=1", engine, frames, fps),

@@ -107,8 +107,8 @@ def test_benchmark_quick_run_writes_every_field(tmp_path):
     assert data["file_throughput"][0]["enhanced_peak_mb"] > 10
     for key in ("engine_ms", "engine_temporal_ms", "temporal_extra_ms"):
         assert key in data["video_path"]
-    assert [(r["camera_fps"], r["viewers"], r["stalled_viewers"]) for r in data["live"]] == \
-        [(30, 0, 0), (30, 3, 0), (30, 3, 50), (60, 0, 0)]
+    assert [(r["camera_fps"], r["viewers"], r["stalled_viewers"], r["denoise"]) for r in data["live"]] == \
+        [(30, 0, 0, "auto"), (30, 3, 0, "auto"), (30, 3, 50, "auto"), (60, 0, 0, "auto"), (30, 0, 0, "1"), (30, 3, 0, "1")]
     assert len(data["live"][1]["viewer_fps"]) == 3 and min(data["live"][1]["viewer_fps"]) > 0
     for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_fps", "dropped", "backlog_growth_ms"):
         assert key in data["live"][0]
