@@ -32,8 +32,11 @@ def terminate(signum: int, frame: object) -> None:
 
 
 def stop_on_sigterm() -> None:
+    """SIGTERM and SIGHUP stop the run, unless the process was started with them ignored:
+    `nohup` ignores SIGHUP so that a run outlives its terminal, and so must we."""
     for signum in ENDING:
-        signal.signal(signum, terminate)
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, terminate)
 
 
 def exit_status(stop: KeyboardInterrupt | int) -> int:
@@ -43,13 +46,19 @@ def exit_status(stop: KeyboardInterrupt | int) -> int:
     return 129 if signum == getattr(signal, "SIGHUP", None) else 130
 
 
+def stopping() -> set[int]:
+    """The signals that stop a run: those of STOP the process was not started ignoring
+    (a blocked signal is kept pending even when ignored, so the ignored ones are not held)."""
+    return {signum for signum in STOP if signal.getsignal(signum) != signal.SIG_IGN}
+
+
 def hold(held: bool) -> None:
     """Hold back (or let through) Ctrl-C, SIGTERM and SIGHUP."""
     if CAN_HOLD:
-        signal.pthread_sigmask(signal.SIG_BLOCK if held else signal.SIG_UNBLOCK, STOP)
+        signal.pthread_sigmask(signal.SIG_BLOCK if held else signal.SIG_UNBLOCK, stopping())
 
 
 def pending_stop() -> int | None:
     """The number of a held Ctrl-C, SIGTERM or SIGHUP that is waiting, or None."""
-    pending = signal.sigpending() & STOP if CAN_HOLD else set()
+    pending = signal.sigpending() & stopping() if CAN_HOLD else set()
     return int(min(pending)) if pending else None

@@ -1,12 +1,19 @@
 """Fixtures, and the markers' behaviour: `gpu` tests skip without a CUDA GPU."""
 from __future__ import annotations
 
+import signal
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from helpers import make_clip
+
+# A test run started in the background by a script inherits Ctrl-C ignored, and so would
+# every run the tests start (they respect an ignored signal, as they should); the tests
+# that send Ctrl-C need it delivered.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def cuda_available() -> bool:

@@ -176,7 +176,8 @@ def test_sighup_closing_the_terminal_stops_cleanly_with_129(tmp_path):
 
 def test_sighup_while_starting_also_exits_129(tmp_path):
     """A terminal closed while the heavy imports run (the signal is held until they end)."""
-    src = make_clip(tmp_path / "in.mp4", frames=10, size=(160, 96), audio=False)
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=10, size=(160, 96), audio=False)
     proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(tmp_path / "o.mp4")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)  # past the interpreter's start (our handlers are set), inside the imports
@@ -184,6 +185,25 @@ def test_sighup_while_starting_also_exits_129(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 129, err
     assert "Traceback" not in err
+
+
+def test_a_run_started_with_nohup_outlives_its_terminal(tmp_path):
+    """nohup starts a run with SIGHUP ignored so that closing the terminal does not stop it:
+    a hang-up while it starts and one while it writes change nothing."""
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=120, size=(640, 480), audio=False)
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", str(src), "-o", str(tmp_path / "o.mp4")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    time.sleep(0.3)  # inside the imports, where stop signals are held
+    proc.send_signal(signal.SIGHUP)
+    partial, deadline = tmp_path / "o.partial.mp4", time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not partial.exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert video_indices(tmp_path / "o.mp4") == list(range(120))
 
 
 def start_folder_run(tmp_path, *extra: str) -> tuple[subprocess.Popen, Path]:
