@@ -415,6 +415,8 @@ def dark_clip_frames(size: tuple[int, int], count: int) -> list[np.ndarray]:
                 if len(frames) == count:
                     break
     if not frames:
+        # Say so: random frames are noisier than the clip, so timings with them are not comparable.
+        print(f"# {clip} not found (set REALTIME_ENHANCE_DATA): random dark frames instead", file=sys.stderr)
         rng = np.random.default_rng(0)
         frames = [rng.integers(0, 60, (size[1], size[0], 3), dtype=np.uint8) for _ in range(count)]
     return frames

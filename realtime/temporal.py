@@ -12,9 +12,9 @@ re-estimated every frame from a subsample). Chroma follows its 2x2 luma block's 
 Where the picture moves there is nothing to average over time, so there (in planes) a pixel
 is taken towards its 5x5 mean instead, unless that mean is beyond its noise (an edge).
 The average is kept in 1/16 of a code, so the curves see the extra precision it has.
-The frames the denoiser returns have their colour smoothed over 3x3 chroma samples
-(:func:`smooth_chroma`; RGB over 5x5 pixels, :func:`smooth_rgb_chroma`): where the
-picture moves, colour speckle is what the average cannot remove.
+The planes the denoiser returns have their colour smoothed over 3x3 chroma samples
+(:func:`smooth_chroma`): where the picture moves, colour speckle is what the average cannot
+remove.
 
 :class:`CurveSmoother` averages the curve maps over time (taking scene cuts and changes of
 light at once) so that exposure does not pump. Once frames are averaged, the noise a
@@ -396,41 +396,15 @@ def smooth_chroma(planes: YUVPlanes, share: float) -> YUVPlanes:
     speckle, colourfulness 1.3-1.5 times the clean clip's); the eye resolves colour far
     more coarsely than brightness, so cameras filter chroma hard and luma gently. The
     average itself is not filtered (the planes returned are new), so this never
-    accumulates. RGB frames (cameras) get the same from :func:`smooth_rgb_chroma`."""
+    accumulates. (RGB frames, from cameras, are not filtered: on RGB the same filter costs
+    about 4 ms per 720p frame on this project's 2-core machine even in OpenCV, against
+    0.5 ms for 1080p planes, and took live 720p30 p99 over 30 ms; docs/MODEL.md.)"""
     if share <= 0:
         return planes
     u, v = (cv2.blur(p, (3, 3), borderType=cv2.BORDER_REPLICATE) for p in (planes.u, planes.v))
     if share < 1:
         u, v = (cv2.addWeighted(p, 1 - share, q, share, 0) for p, q in ((planes.u, u), (planes.v, v)))
     return YUVPlanes(planes.y, u, v, planes.colour, planes.bits, owner=None, scale=planes.scale)
-
-
-def smooth_rgb_chroma(rgb: np.ndarray, share: float, out: np.ndarray | None = None, r0: int = 0,
-                      r1: int | None = None) -> np.ndarray:
-    """smooth_chroma for (H, W, 3) uint8 RGB: `share` (0..1) of the way to the frame whose
-    colour is the 5x5 mean's and whose luma (BT.601 weights) is each pixel's own, i.e.
-    box(rgb) + (Y − box(Y)) in every channel (within a level of the pixel's luma).
-    Rows r0..r1 (all by default) are written into `out` (a new array by default), so that
-    bands can run in parallel; they read two rows beyond their own.
-
-    Done in saturating uint8 (the luma detail added as its positive and negative parts, of
-    which a pixel has one) because OpenCV's mixed-type arithmetic costs several times more:
-    about 4 ms per 720p frame on this project's 2-core machine in one thread."""
-    if share <= 0:
-        return rgb
-    out = np.empty_like(rgb) if out is None else out
-    r1 = rgb.shape[0] if r1 is None else r1
-    top = max(r0 - 2, 0)
-    band = rgb[top:min(r1 + 2, rgb.shape[0])]
-    box = {"ksize": (5, 5), "borderType": cv2.BORDER_REPLICATE}
-    luma = cv2.cvtColor(band, cv2.COLOR_RGB2GRAY)
-    mean = cv2.blur(luma, **box)
-    up, down = (cv2.cvtColor(cv2.subtract(a, b), cv2.COLOR_GRAY2RGB) for a, b in ((luma, mean), (mean, luma)))
-    smooth = cv2.subtract(cv2.add(cv2.blur(band, **box), up), down)
-    if share < 1:
-        smooth = cv2.addWeighted(band, 1 - share, smooth, share, 0)
-    out[r0:r1] = smooth[r0 - top:r1 - top]
-    return out
 
 
 class TemporalDenoiser:
@@ -527,19 +501,7 @@ class TemporalDenoiser:
             flat = lambda a: a.reshape(a.shape[0], -1)  # noqa: E731 - rows of W·3 values
             self._run(lambda a, b: _denoise_rgb(flat(picture), flat(acc[0]), flat(new[0]), flat(out), sigma,
                                                 self.noise.shift, k_min, gain, *self.shift, a, b), picture.shape[0], 1)
-            out = self._smooth_rgb(out)
         self._acc, self._spare = new, acc
-        return out
-
-    def _smooth_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """smooth_chroma for RGB, from half strength on (none there, all of it at full): the
-        filter costs about 4 ms per 720p frame whatever its share, time a live camera has
-        only where its noise is strong enough to be seen."""
-        share = min(max(2 * self.current_strength - 1, 0.0), 1.0)
-        if share <= 0:
-            return rgb
-        out = np.empty_like(rgb)
-        self._run(lambda a, b: smooth_rgb_chroma(rgb, share, out, a, b), rgb.shape[0], 1)
         return out
 
     def _run(self, band, height: int, align: int) -> None:
