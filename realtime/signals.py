@@ -34,9 +34,8 @@ def terminate(signum: int, frame: object) -> None:
 def stop_on_sigterm() -> None:
     """SIGTERM and SIGHUP stop the run, unless the process was started with them ignored:
     `nohup` ignores SIGHUP so that a run outlives its terminal, and so must we."""
-    for signum in ENDING:
-        if signal.getsignal(signum) != signal.SIG_IGN:
-            signal.signal(signum, terminate)
+    for signum in set(ENDING) & stopping():
+        signal.signal(signum, terminate)
 
 
 def exit_status(stop: KeyboardInterrupt | int) -> int:

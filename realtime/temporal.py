@@ -132,8 +132,8 @@ def _blend_moving(prev, diff, cols, isig, new, k, k_min, spatial, maxv):  # prag
 def _denoise_planes(y, u, v, ay, au, av, ny, nu, nv, inv_sigma, shift, k_min, gain, maxv, dy, dx, spatial, r0, r1):  # noqa
     """Row pairs r0..r1 of 4:2:0 planes: the new averages (ny, nu, nv) from the frame
     (y, u, v) and the previous averages (ay, au, av) moved by (dy, dx) luma pixels; all
-    averages in scaled codes. spatial > 0: moving luma is also taken towards its 5x5 mean
-    (see _blend_moving), as far as `spatial` at full motion."""
+    averages in scaled codes. Moving luma is also taken towards its 5x5 mean (see
+    _blend_moving), as far as `spatial` at full motion (0: not at all)."""
     height, width = y.shape
     scale = np.float32(SCALE)
     prev = np.empty((4, width), np.float32)  # the aligned previous average of rows around the pair
@@ -142,9 +142,8 @@ def _denoise_planes(y, u, v, ay, au, av, ny, nu, nv, inv_sigma, shift, k_min, ga
     k = np.empty((2, width), np.float32)
     vs, isig = np.empty(width + 2, np.float32), np.empty(width, np.float32)
     cols = np.zeros(width + 4, np.float32)  # vertical 5-sums of the frame around the current row
-    if spatial > 0:
-        for row in range(r0 - 2, r0 + 2):
-            _column_sums(y, row, cols, np.float32(1))
+    for row in range(r0 - 2, r0 + 2):
+        _column_sums(y, row, cols, np.float32(1))
     per_motion = spatial / (np.float32(1.0) - k_min)  # (k − k_min)/(1 − k_min): how far the pixel moves
     cw = u.shape[1]
     kc = np.empty(cw, np.float32)
@@ -162,14 +161,11 @@ def _denoise_planes(y, u, v, ay, au, av, ny, nu, nv, inv_sigma, shift, k_min, ga
             yy = r + j
             _motion_k(diff[max(yy - 1, 0) % 4], diff[yy % 4], diff[min(yy + 1, height - 1) % 4], prev[yy % 4],
                       inv_sigma, shift, k_min, gain, k[j], vs, isig)
-            if spatial > 0:
-                _column_sums(y, yy + 2, cols, np.float32(1))
-                if yy > r0:
-                    _column_sums(y, yy - 3, cols, np.float32(-1))
-                isig *= np.float32(1.0 / 3.0)  # σ of a pixel is about 3σ of the 3x3 mean difference
-                _blend_moving(prev[yy % 4], diff[yy % 4], cols, isig, ny[yy], k[j], k_min, per_motion, maxv)
-            else:
-                _blend(prev[yy % 4], diff[yy % 4], ny[yy], k[j], maxv)
+            _column_sums(y, yy + 2, cols, np.float32(1))
+            if yy > r0:
+                _column_sums(y, yy - 3, cols, np.float32(-1))
+            isig *= np.float32(1.0 / 3.0)  # σ of a pixel is about 3σ of the 3x3 mean difference
+            _blend_moving(prev[yy % 4], diff[yy % 4], cols, isig, ny[yy], k[j], k_min, per_motion, maxv)
         if rows == 1:
             k[1] = k[0]
         for c in range(width // 2):  # chroma moves with its block: the largest k of it
