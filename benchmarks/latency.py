@@ -52,7 +52,7 @@ from realtime.model import REFERENCE_CONFIGS, DCENet, enhance, load_checkpoint
 from realtime.colour import interpret, rgb_to_yuv
 from realtime.frame import YUVPlanes
 from realtime.pipeline import Pipeline
-from realtime.sources import Frame, read_image
+from realtime.sources import Frame, camera_picture, read_image
 from realtime.temporal import VideoEnhancer
 from realtime.devdata import SHARED
 
@@ -368,7 +368,8 @@ def file_throughput(args, scratch: Path) -> list[dict]:
 
 class SimulatedCamera:
     """Real frames at real timing: frame i is released at start + i/fps (the capture
-    thread sleeps until then), like a camera driver handing over buffers."""
+    thread sleeps until then), like a camera driver handing over buffers, and converted
+    to planes on the capture thread as CameraSource does."""
 
     live = True
     error = None
@@ -387,7 +388,8 @@ class SimulatedCamera:
                 time.sleep(delay)
             now = time.monotonic()
             self.released += 1
-            yield Frame(self.frames[i % len(self.frames)], i, int((now - start) * 1e6), self.time_base, captured=now)
+            picture = camera_picture(self.frames[i % len(self.frames)], cv2.COLOR_RGB2YUV_I420)  # as CameraSource
+            yield Frame(picture, i, int((now - start) * 1e6), self.time_base, captured=now)
 
     def close(self) -> None:
         pass

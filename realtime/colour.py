@@ -107,6 +107,11 @@ def interpret(space: int, colour_range: int, primaries: int, transfer: int, widt
     return ColourDescription(space, colour_range == RANGE_FULL, primaries, transfer, ", ".join(guesses))
 
 
+#: What OpenCV's RGB <-> I420 conversions use: BT.601, limited range (cameras' frames, RGB
+#: sources' output).
+OPENCV_I420 = ColourDescription(space=SPACE_SMPTE170M, full_range=False, primaries=1, transfer=1)
+
+
 # --- reference conversions (NumPy; the engine's fused kernel does the same arithmetic) ---
 
 

@@ -14,7 +14,8 @@ from typing import Union
 import av
 import numpy as np
 
-from .colour import ColourDescription, interpret, to_uint8_rgb, yuv_to_rgb
+from .colour import ColourDescription, interpret
+from .curves import CurveApplier, planes_to_rgb
 
 
 def has_420_planes(format_name: str) -> bool:
@@ -91,7 +92,16 @@ class YUVPlanes:
 
     def to_rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 R'G'B' as a player shows it (each 2x2 block's chroma for its pixels)."""
-        return to_uint8_rgb(yuv_to_rgb(self.y, self.u, self.v, self.colour, self.bits, self.scale))
+        return planes_to_rgb(self)
+
+    def converted(self, colour: ColourDescription) -> "YUVPlanes":
+        """These pixels in another colour description (matrix and range; same size and
+        depth): decoded with their own description, encoded with `colour`."""
+        out = YUVPlanes.empty(self.width, self.height, colour, self.bits)
+        applier = CurveApplier(1, True)
+        state = applier.prepare(np.zeros((1, 1, 3), np.float32), self.height, self.width, strength=0.0, planar=True)
+        applier.apply_planes_band(self, out, state, 0, self.height)
+        return out
 
 
 def plane_view(plane: "av.video.plane.VideoPlane", dtype: type, columns: int | None = None) -> np.ndarray:

@@ -17,8 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from .colour import RANGE_UNSPECIFIED, SPACE_SMPTE170M, UNSPECIFIED, ColourDescription, interpret
-from .curves import convert_planes
+from .colour import OPENCV_I420, RANGE_UNSPECIFIED, UNSPECIFIED, ColourDescription, interpret
 from .errors import MissingDependency
 from .imagemeta import PILLOW_FORMATS, encode_with_pillow, with_tags
 from .frame import Frame, Picture, StreamInfo, YUVPlanes, as_rgb, plane_view
@@ -49,8 +48,6 @@ FRAME_RATE_CONTAINERS = {".avi"}
 #: memory) and flushed to disk after each packet, so a hard kill loses at most about this
 #: much of already-encoded video, plus what the encoder holds (a few frames).
 CLUSTER_MS = 500
-#: The colour description of RGB sources' output: OpenCV's RGB->I420 conversion is BT.601, limited range.
-OPENCV_I420 = ColourDescription(space=SPACE_SMPTE170M, full_range=False, primaries=1, transfer=1)
 #: Where the colour description survives: in the codec's own bitstream, or in the container.
 CODECS_WITH_COLOUR = {"h264", "hevc", "vp9", "av1", "mpeg2video", "prores", "dnxhd", "vvc"}
 CONTAINERS_WITH_COLOUR = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".mts", ".m2ts"}
@@ -495,7 +492,7 @@ class VideoFileSink:
             i420 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
             return av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
         if (picture.colour.space, picture.colour.full_range) != (self.colour.space, self.colour.full_range):
-            picture = convert_planes(picture, self.colour)
+            picture = picture.converted(self.colour)
         owner = picture.owner
         if (isinstance(owner, av.VideoFrame) and owner.format.name == stream.pix_fmt and picture.bits == self.bits
                 and (owner.width, owner.height) == (stream.width, stream.height) and _is_base(picture, owner)):

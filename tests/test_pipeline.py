@@ -269,6 +269,32 @@ def test_a_live_stream_that_ends_is_reported(clip):
     assert camera.error and "stream ended" in camera.error
 
 
+def test_a_camera_delivers_planes_that_show_its_picture(clip):
+    """Camera frames are 4:2:0 planes (what the video path enhances best); shown, they are
+    the camera's picture, and an odd size (which I420 cannot hold) stays RGB."""
+    import cv2
+
+    from realtime.colour import OPENCV_I420
+    from realtime.frame import YUVPlanes, as_rgb
+    from realtime.sources import CameraSource, camera_picture
+
+    src, _ = clip
+    camera = CameraSource(str(src))
+    frame = next(iter(camera))
+    camera.close()
+    capture = cv2.VideoCapture(str(src))
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok and isinstance(frame.image, YUVPlanes) and frame.image.colour == OPENCV_I420
+    assert camera.info.colour == OPENCV_I420, "a recording is tagged with what the planes are"
+    error = np.abs(as_rgb(frame.image).astype(int) - cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    assert error.mean() < 2.0, error.mean()
+    odd = np.zeros((5, 6, 3), np.uint8)
+    odd[..., 0] = 255  # blue, in OpenCV's order
+    rgb = camera_picture(odd)
+    assert isinstance(rgb, np.ndarray) and rgb[0, 0].tolist() == [0, 0, 255]
+
+
 def test_preview_keys_toggle_before_after_and_quit(monkeypatch):
     import cv2
 

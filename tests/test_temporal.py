@@ -317,3 +317,43 @@ def test_where_the_picture_moves_noise_is_averaged_in_space_and_edges_stay():
     edge = luma_codes(out)[8:88, 60:68].mean(axis=0)
     reference = luma_codes(planes(clean))[8:88, 60:68].mean(axis=0)
     assert np.abs(edge - reference).max() < 4, "the edge is not blurred"
+
+
+def test_a_dark_camera_gets_the_colour_filter_of_video_files():
+    """Camera frames are enhanced as planes (camera_picture), so the colour speckle of a
+    dark webcam is filtered as a dark video file's is; on RGB it stays."""
+    import cv2
+
+    from realtime.frame import as_rgb
+    from realtime.metrics import darken
+    from realtime.sources import camera_picture
+
+    clean = scene(96, 128, seed=6)
+    speckle = {}
+    for kind in ("camera", "rgb"):
+        rng, video = np.random.default_rng(6), VideoEnhancer(denoise=1.0)
+        for i in range(6):
+            rgb = darken(np.roll(clean, 9 * i, axis=1), 0.3, 300, 2.35, rng)  # moving: little to average
+            picture = camera_picture(rgb, cv2.COLOR_RGB2YUV_I420) if kind == "camera" else rgb
+            out = as_rgb(video(picture)).astype(np.float32)
+        # colour noise: how far each pixel's colour differs from its neighbourhood's
+        colour = out - out.mean(axis=2, keepdims=True)
+        speckle[kind] = float(np.abs(colour - cv2.blur(colour, (9, 9))).mean())
+    assert speckle["camera"] < 0.7 * speckle["rgb"], speckle
+
+
+def test_planes_are_shown_as_the_reference_decode_shows_them():
+    """YUVPlanes.to_rgb (the fused kernel behind every preview, browser frame and virtual
+    camera) against colour.yuv_to_rgb, odd sizes, depths, ranges and fixed point."""
+    from realtime.colour import to_uint8_rgb, yuv_to_rgb
+
+    rng = np.random.default_rng(7)
+    for bits, scale, (h, w), full in [(8, 1, (64, 96), False), (8, 1, (7, 9), True), (10, 1, (12, 20), False),
+                                      (8, SCALE, (10, 14), True)]:
+        colour = interpret(6 if full else 1, 2 if full else 1, 1, 1, w, h)
+        top, dtype = (1 << bits) * scale, np.uint8 if bits == 8 and scale == 1 else np.uint16
+        y, u, v = (rng.integers(0, top, shape).astype(dtype) for shape in ((h, w),) + (((h + 1) // 2, (w + 1) // 2),) * 2)
+        shown = YUVPlanes(y, u, v, colour, bits, scale=scale).to_rgb()
+        reference = to_uint8_rgb(yuv_to_rgb(y, u, v, colour, bits, scale))
+        assert shown.shape == (h, w, 3) and np.abs(shown.astype(int) - reference).max() <= 1
+        assert (shown != reference).mean() < 1e-3  # float rounding at a half level, nothing more
