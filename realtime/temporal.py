@@ -392,9 +392,10 @@ def smooth_chroma(planes: YUVPlanes, share: float) -> YUVPlanes:
     speckle, colourfulness 1.3-1.5 times the clean clip's); the eye resolves colour far
     more coarsely than brightness, so cameras filter chroma hard and luma gently. The
     average itself is not filtered (the planes returned are new), so this never
-    accumulates. (RGB frames, from cameras, are not filtered: on RGB the same filter costs
-    about 4 ms per 720p frame on this project's 2-core machine even in OpenCV, against
-    0.5 ms for 1080p planes, and took live 720p30 p99 over 30 ms; docs/MODEL.md.)"""
+    accumulates. (RGB frames, the API's, are not filtered, and cameras deliver planes:
+    sources.camera_picture. On RGB the same filter costs about 4 ms per 720p frame on
+    this project's 2-core machine even in OpenCV, against 0.5 ms for 1080p planes, and took
+    live 720p30 p99 over 30 ms; docs/MODEL.md.)"""
     if share <= 0:
         return planes
     u, v = (cv2.blur(p, (3, 3), borderType=cv2.BORDER_REPLICATE) for p in (planes.u, planes.v))
