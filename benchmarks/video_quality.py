@@ -99,14 +99,9 @@ def run_rgb(fn, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
 
 def run_camera(video, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
     """As a camera's frames go: RGB converted to planes as CameraSource does (timed: it is
-    the capture thread's work), enhanced, shown as RGB."""
-    outputs, times = [], []
-    for rgb in frames:
-        start = time.perf_counter()
-        out = video(camera_picture(rgb, cv2.COLOR_RGB2YUV_I420))
-        times.append(time.perf_counter() - start)
-        outputs.append(as_rgb(out))
-    return outputs, 1000 * statistics.median(times)
+    the capture thread's work), enhanced, shown as RGB (not timed)."""
+    outputs, ms = run_rgb(lambda rgb: video(camera_picture(rgb, cv2.COLOR_RGB2YUV_I420)), frames)
+    return [as_rgb(out) for out in outputs], ms
 
 
 def run_filtered(spec: str, enhancer: Enhancer, frames: list[np.ndarray], fps: float) -> tuple[list, float]:

@@ -625,27 +625,28 @@ class CameraSource:
         if not ok or first is None:
             self.capture.release()
             raise SourceError(f"camera {spec}: opened but delivers no frames")
-        self._first = first
+        self._first = camera_picture(first)
         self.height, self.width = first.shape[:2]
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or fps or 30)
         self.frame_count = 0
         self.error: str | None = None
-        planar = isinstance(camera_picture(first), YUVPlanes)
+        planar = isinstance(self._first, YUVPlanes)
         self.info = StreamInfo(self.width, self.height, self.fps, self.time_base, OPENCV_I420 if planar else None)
         if size and (self.width, self.height) != tuple(size):
             log.warning("camera %s: asked for %dx%d, delivers %dx%d", spec, *size, self.width, self.height)
 
     def __iter__(self) -> Iterator[Frame]:
         start = time.monotonic()
-        bgr, index = self._first, 0
-        while bgr is not None:
-            now = time.monotonic()
-            yield Frame(camera_picture(bgr), index, int((now - start) * 1_000_000), self.time_base, captured=now)
+        picture, now, index = self._first, start, 0
+        while True:
+            yield Frame(picture, index, int((now - start) * 1_000_000), self.time_base, captured=now)
             index += 1
             ok, bgr = self.capture.read()
-            if not ok:
+            if not ok or bgr is None:
                 self.error = f"camera {self.spec}: stream ended after {index} frames"
                 return
+            now = time.monotonic()  # captured when read: the conversion counts as latency
+            picture = camera_picture(bgr)
 
     def close(self) -> None:
         self.capture.release()
