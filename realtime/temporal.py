@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 from .checkpoint import TONE_LUMA, TONE_MAX_GAIN
-from .curves import Curves, row_bands
+from .curves import Curves, curve_float64, row_bands
 from .engine import Enhancer, as_rgb_frame
 from .frame import Picture, YUVPlanes
 
@@ -573,14 +573,20 @@ def picture_floor(picture: Picture, share: float = 0.01) -> float:
     height, width = picture.shape[:2]
     n = max(1, math.isqrt(height * width // 10_000))
     if isinstance(picture, YUVPlanes):
-        step = picture.scale << (picture.bits - 8)
-        lo, hi = (0, 255) if picture.colour.full_range else (16, 235)
+        black, span = luma_range(picture)
         values = picture.y[::n, ::n].ravel()
     else:
-        step, lo, hi = 1, 0, 255
+        black, span = 0, 255
         values = (picture[::n, ::n].astype(np.float32) @ np.float32(TONE_LUMA)).ravel()
     k = min(int(share * values.size), values.size - 1)
-    return float(np.clip((float(np.partition(values, k)[k]) / step - lo) / (hi - lo), 0.0, 1.0))
+    return float(np.clip((float(np.partition(values, k)[k]) - black) / span, 0.0, 1.0))
+
+
+def luma_range(planes: YUVPlanes) -> tuple[int, int]:
+    """(the luma code of black, codes from black to white) as the planes store them (their
+    range, depth and fixed-point scale)."""
+    unit = planes.scale << (planes.bits - 8)
+    return (0, 255 * unit) if planes.colour.full_range else (16 * unit, 219 * unit)
 
 
 def black_at_floor(curves: Curves, small: np.ndarray, floor: float, toned_floor: float = 0.02,
@@ -611,6 +617,65 @@ def black_at_floor(curves: Curves, small: np.ndarray, floor: float, toned_floor:
                           gain=np.minimum(curves.gain * np.float32(lift), np.float32(TONE_MAX_GAIN)))
 
 
+#: Where the tone and the curves should leave the floor of an averaged picture: 9 levels of 255.
+TOE_TARGET = 0.035
+
+
+def toe_step(curves: Curves, small: np.ndarray, floor: float, iterations: int, target: float = TOE_TARGET,
+             max_step: float = 0.02) -> float:
+    """How far (in [0, 1] of the input's luma) the picture's floor must come down for the tone
+    and the curves to leave it at `target`; 0 where they already do, and at most `max_step`
+    (5 codes of 255: a sensor's clipped noise is a few codes, a higher floor is picture, a
+    grey wall or fog).
+
+    Why: black_at_floor tones the floor to about 0.02, but the curves come after the tone
+    and their slope at black is about 5, so that floor still comes out at 35-50 levels on
+    very dark footage (3 % of the light at 300 photons), against 15-20 for the clean
+    scene's darkest 1 %. The curve taken is the one where the small copy is darkest (its
+    darkest 5 %, where the floor is)."""
+    luma = np.asarray(TONE_LUMA, np.float32)
+    black, gain = float(curves.black @ luma), float(curves.gain @ luma)
+    copy_luma = small.reshape(-1, 3) @ luma
+    maps = curves.maps.reshape(copy_luma.shape[0], -1)
+    alpha = float(np.median(maps[copy_luma <= np.quantile(copy_luma, 0.05)].mean(axis=1)))
+    inputs = np.linspace(0.0, 0.2, 2001)
+    toned = float(np.interp(target, curve_float64(inputs, alpha, iterations), inputs))  # the curve is monotone
+    return float(np.clip(floor - black - toned / gain, 0.0, max_step))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _toe(y, out, knee, slope, step, black):  # pragma: no cover - numba
+    """out = y − step·clip((knee − y)·slope, 0, 1), not below black (codes as stored)."""
+    for r in range(y.shape[0]):
+        src, dst = y[r], out[r]
+        for i in range(src.shape[0]):
+            value = np.float32(src[i])
+            down = step * min(max((knee - value) * slope, np.float32(0.0)), np.float32(1.0))
+            dst[i] = np.uint16(max(value - down, black) + np.float32(0.5))
+
+
+def toe(planes: YUVPlanes, floor: float, step: float, ramp: float = 2.0) -> YUVPlanes:
+    """The planes with the luma at their floor (0..1 from black to white) taken down by `step`:
+    fully up to half a step above the floor, handing over linearly to unchanged `ramp` steps
+    higher (a slope of 1 + 1/ramp there, so the picture stays monotone). The mean and the
+    gain are left alone, unlike a black point: only the floor's neighbourhood moves. The
+    chroma is kept (R', G', B' move together). New luma; planes with scale > 1 (averages).
+
+    Why a toe and not more black point: at 3 % of the light the floor is half the picture's
+    mean, and a black point on it would double the gain and the noise (docs/MODEL.md)."""
+    black, span = luma_range(planes)
+    width = ramp * step * span
+    out = np.empty(planes.y.shape, np.uint16)
+    _toe(planes.y, out, np.float32(black + (floor + 0.5 * step) * span + width), np.float32(1.0 / width),
+         np.float32(step * span), np.float32(black))
+    return YUVPlanes(out, planes.u, planes.v, planes.colour, planes.bits, owner=None, scale=planes.scale)
+
+
+def eased(last: float | None, new: float, at_once: bool, follow: float) -> float:
+    """An exponential average's next value: `new` at once (or as the first), else `follow` of the way to it."""
+    return new if at_once or last is None else last + follow * (new - last)
+
+
 # --- the video engine ---------------------------------------------------------------------------------
 
 
@@ -635,6 +700,8 @@ class VideoEnhancer:
         self.smoother = CurveSmoother()  # detects cuts whether or not it smooths
         self.smooth = smooth_curves
         self.strength: float | None = None  # the effective strength, smoothed over frames
+        self.floor: float | None = None  # the averaged picture's floor, smoothed over frames
+        self.step: float | None = None  # its toe, smoothed over frames
 
     @property
     def controls(self):
@@ -646,7 +713,7 @@ class VideoEnhancer:
 
     def reset(self) -> None:
         self.denoiser.reset()
-        self.strength = None
+        self.strength = self.floor = self.step = None
         self.smoother.reset()
 
     def __call__(self, frame: Picture, out: Picture | None = None) -> Picture:
@@ -663,13 +730,22 @@ class VideoEnhancer:
         # of thousands, where the noise has already averaged out.
         at_once = cut or light or not self.smooth
         curves = self.smoother(self.enhancer.curves_for(small), at_once)
-        if clean is not frame and self.config.tone:  # averaged: its floor is the scene's black
-            curves = black_at_floor(curves, small, picture_floor(clean))
+        follow = self.smoother.follow
+        averaged = clean is not frame and self.config.tone  # its floor is the scene's black
+        if averaged:
+            # Averaged over frames like the curves: each frame's floor moves with its noise.
+            self.floor = eased(self.floor, picture_floor(clean), at_once, follow)
+            curves = black_at_floor(curves, small, self.floor)
         strength = self.enhancer.strength_for(small, curves)
-        if at_once or self.strength is None or abs(strength - self.strength) > 0.5:  # or the user's hand
-            self.strength = strength
-        else:
-            self.strength += self.smoother.follow * (strength - self.strength)
+        jump = self.strength is not None and abs(strength - self.strength) > 0.5  # the user's hand
+        self.strength = eased(self.strength, strength, at_once or jump, follow)
+        if averaged and isinstance(clean, YUVPlanes):
+            step = toe_step(curves, small, self.floor, self.config.iterations) * min(self.strength, 1.0)
+            self.step = eased(self.step, step, at_once, follow)
+            if self.step > 0:
+                clean = toe(clean, self.floor, self.step)
+        elif not averaged:
+            self.floor = self.step = None
         return self.enhancer.apply(clean, curves, out, self.strength)
 
     def close(self) -> None:

@@ -357,3 +357,54 @@ def test_planes_are_shown_as_the_reference_decode_shows_them():
         reference = to_uint8_rgb(yuv_to_rgb(y, u, v, colour, bits, scale))
         assert shown.shape == (h, w, 3) and np.abs(shown.astype(int) - reference).max() <= 1
         assert (shown != reference).mean() < 1e-3  # float rounding at a half level, nothing more
+
+
+def test_the_toe_takes_the_floor_down_and_leaves_the_rest():
+    from realtime.temporal import luma_range, toe
+
+    colour = interpret(1, 1, 1, 1, 64, 64)
+    y = np.arange(16 * SCALE, 16 * SCALE + 64 * 64, dtype=np.uint16).reshape(64, 64)  # every code near black
+    chroma = np.full((32, 32), 128 * SCALE, np.uint16)
+    averaged = YUVPlanes(y, chroma, chroma.copy(), colour, scale=SCALE)
+    floor, step = 0.05, 0.02
+    toed = toe(averaged, floor, step)
+    black, span = luma_range(averaged)
+    level = (y.astype(np.float64) - black) / span  # 0..1 from black to white
+    after = (toed.y.astype(np.float64) - black) / span
+    held = level <= floor + step / 2
+    assert np.allclose(after[held], np.maximum(level[held] - step, 0), atol=1 / span)
+    assert np.array_equal(toed.y[level >= floor + step / 2 + 2 * step], y[level >= floor + step / 2 + 2 * step])
+    assert np.all(np.diff(toed.y.ravel().astype(int)) >= 0), "monotone"
+    assert toed.u is averaged.u and toed.v is averaged.v, "colour kept: R', G', B' move together"
+
+
+def test_the_toe_step_puts_the_floor_where_the_curves_leave_it_at_the_target():
+    from realtime.curves import curve_float64
+    from realtime.temporal import toe_step
+
+    small = np.full((4, 4, 3), 0.1, np.float32)
+    black, gain = np.full(3, 0.01, np.float32), np.full(3, 3.0, np.float32)
+    identity = Curves(np.zeros((4, 4, 3), np.float32), black, gain)
+    assert toe_step(identity, small, 0.035, 8, target=0.03) == pytest.approx(0.035 - 0.01 - 0.03 / 3, abs=1e-4)
+    lifting = Curves(np.full((4, 4, 3), 0.5, np.float32), black, gain)
+    step = toe_step(lifting, small, 0.03, 8, target=0.03)
+    assert 0 < step < 0.02 and curve_float64((0.03 - step - 0.01) * 3.0, 0.5) == pytest.approx(0.03, abs=1e-3)
+    assert toe_step(lifting, small, 0.0101, 8) == 0.0, "a floor the curves already leave dark enough"
+    assert toe_step(lifting, small, 0.3, 8) == 0.02, "a high floor is picture (fog): a few codes at most"
+
+
+def test_a_dark_video_file_keeps_its_black_bar_dark():
+    """The planes path (files, cameras): the floor rule and the toe, once the frames are averaged."""
+    from realtime.metrics import darken
+
+    rng, clean = np.random.default_rng(1), bar_and_ramp()
+    colour = interpret(1, 1, 1, 1, 192, 128)
+    video = VideoEnhancer()
+    for _ in range(30):
+        out = video(YUVPlanes(*rgb_to_yuv(darken(clean, 0.05, 300, 2.35, rng), colour), colour)).to_rgb()
+    bar, ramp = out[:, 4:44].mean(), out[:, 60:].mean()
+    assert video.step > 0, "the floor is taken down"
+    assert bar < 0.25 * ramp, (bar, ramp)  # 0.21 now
+    assert ramp > 0.85 * clean[:, 60:].mean(), "the picture keeps its brightness"
+    profile = out[:, 60:].astype(np.float32).mean(axis=(0, 2))
+    assert np.all(np.diff(profile) > -1.0), "the ramp stays a ramp"
