@@ -19,7 +19,8 @@ remove.
 :class:`CurveSmoother` averages the curve maps over time (taking scene cuts and changes of
 light at once) so that exposure does not pump. Once frames are averaged, the noise a
 sensor clips at black is left as a grey floor; :func:`black_at_floor` moves the black point
-onto it. :class:`VideoEnhancer` runs all of it around an Enhancer; it is what the pipeline
+onto it, and where the curves would still lift it, :func:`toe` takes the luma near it down
+(planes). :class:`VideoEnhancer` runs all of it around an Enhancer; it is what the pipeline
 uses for video files and live sources, reset at the start of each stream.
 """
 from __future__ import annotations
