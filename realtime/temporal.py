@@ -20,7 +20,7 @@ remove.
 light at once) so that exposure does not pump. Once frames are averaged, the noise a
 sensor clips at black is left as a grey floor; :func:`black_at_floor` moves the black point
 onto it, and where the curves would still lift it, :func:`toe` takes the luma near it down
-(planes). :class:`VideoEnhancer` runs all of it around an Enhancer; it is what the pipeline
+(planes; the floor as the 3x3 means show it, which is what the curves' dark denoise sees). :class:`VideoEnhancer` runs all of it around an Enhancer; it is what the pipeline
 uses for video files and live sources, reset at the start of each stream.
 """
 from __future__ import annotations
@@ -45,8 +45,9 @@ LEVEL_BINS = 16
 #: Normalised motion (|3x3 mean difference| in σ of that mean) below which a pixel is
 #: still (k = k_min) and above which it is moving (k = 1), linear in between.
 STILL, MOVING = 1.0, 6.0
-#: k_min at full strength: the average then spans about (2 − k)/k ≈ 15 frames.
-K_FLOOR = 1 / 8
+#: k_min at full strength: the average then spans about (2 − k)/k ≈ 23 frames (1/8, 15 frames,
+#: left a third more temporal noise on the dark dash-cam once its blacks were deep; docs/MODEL.md).
+K_FLOOR = 1 / 12
 #: How far a moving pixel is taken towards its 5x5 mean at full strength (planes only).
 SPATIAL = 1.0
 
@@ -566,19 +567,24 @@ class CurveSmoother:
 # --- the black point of an averaged stream --------------------------------------------------------------
 
 
-def picture_floor(picture: Picture, share: float = 0.01) -> float:
+def picture_floor(picture: Picture, share: float = 0.01, box: int = 1) -> float:
     """Where a picture's black sits: the luma below which `share` of a subsample of its
     pixels lies (about 10,000 of them: 0.13 ms for any size), in [0, 1] of the full range
-    (0 = black, 1 = white). picture: YUVPlanes (any scale, depth and range) or uint8 RGB
-    (H, W, 3)."""
+    (0 = black, 1 = white); with box > 1, of the mean of each sample's box x box pixels
+    (the floor the curves see: their dark denoise takes each dark pixel to its 3x3 mean,
+    so noise left in an average pulls single pixels below the floor it shows). picture:
+    YUVPlanes (any scale, depth and range) or uint8 RGB (H, W, 3)."""
     height, width = picture.shape[:2]
-    n = max(1, math.isqrt(height * width // 10_000))
+    box = min(box, height, width)
+    n = max(box, math.isqrt(height * width // 10_000))
+    rows, cols = (height - box) // n + 1, (width - box) // n + 1
     if isinstance(picture, YUVPlanes):
         black, span = luma_range(picture)
-        values = picture.y[::n, ::n].ravel()
+        luma = lambda dy, dx: picture.y[dy::n, dx::n][:rows, :cols].astype(np.float32)  # noqa: E731
     else:
         black, span = 0, 255
-        values = (picture[::n, ::n].astype(np.float32) @ np.float32(TONE_LUMA)).ravel()
+        luma = lambda dy, dx: picture[dy::n, dx::n][:rows, :cols].astype(np.float32) @ np.float32(TONE_LUMA)  # noqa: E731
+    values = sum(luma(dy, dx) for dy in range(box) for dx in range(box)).ravel() / (box * box)
     k = min(int(share * values.size), values.size - 1)
     return float(np.clip((float(np.partition(values, k)[k]) - black) / span, 0.0, 1.0))
 
@@ -618,15 +624,17 @@ def black_at_floor(curves: Curves, small: np.ndarray, floor: float, toned_floor:
                           gain=np.minimum(curves.gain * np.float32(lift), np.float32(TONE_MAX_GAIN)))
 
 
-#: Where the tone and the curves should leave the floor of an averaged picture: 9 levels of 255.
-TOE_TARGET = 0.035
+#: Where the tone and the curves should leave the floor of an averaged picture (as its 3x3
+#: means show it): 15 levels of 255, about where a clean scene's darkest 1 % sits (15-17 on
+#: the real clips).
+TOE_TARGET = 0.06
 
 
 def toe_step(curves: Curves, small: np.ndarray, floor: float, iterations: int, target: float = TOE_TARGET,
-             max_step: float = 0.02) -> float:
+             max_step: float = 0.012) -> float:
     """How far (in [0, 1] of the input's luma) the picture's floor must come down for the tone
     and the curves to leave it at `target`; 0 where they already do, and at most `max_step`
-    (5 codes of 255: a sensor's clipped noise is a few codes, a higher floor is picture, a
+    (3 codes of 255: a sensor's clipped noise is a few codes, a higher floor is picture, a
     grey wall or fog).
 
     Why: black_at_floor tones the floor to about 0.02, but the curves come after the tone
@@ -644,6 +652,26 @@ def toe_step(curves: Curves, small: np.ndarray, floor: float, iterations: int, t
     return float(np.clip(floor - black - toned / gain, 0.0, max_step))
 
 
+def toe_mean_kept(curves: Curves, small: np.ndarray, planes: YUVPlanes, floor: float, step: float,
+                  ramp: float = 2.0) -> Curves:
+    """The curves with their gain raised so that the toned mean luma stays where it was once
+    toe(planes, floor, step, ramp) has taken the floor down (measured on a subsample of
+    about 10,000 pixels). Why: on very dark footage most of the picture is near its floor,
+    and the toe alone took the mean of the whole frame down 2-3 levels, which the
+    picture's exposure did not ask for (the dash-cam was already too dark)."""
+    black, span = luma_range(planes)
+    n = max(1, math.isqrt(planes.y.size // 10_000))
+    level = (planes.y[::n, ::n].astype(np.float32) - black) / span
+    knee = floor + (0.5 + ramp) * step
+    taken = np.minimum(step * np.clip((knee - level) / (ramp * step), 0.0, 1.0), np.maximum(level, 0.0))
+    luma = np.asarray(TONE_LUMA, np.float32)
+    above = float(small.reshape(-1, 3).mean(axis=0) @ luma) - float(curves.black @ luma)
+    if above <= 0:
+        return curves
+    lift = above / max(above - float(taken.mean()), 0.5 * above)
+    return curves.replace(gain=np.minimum(curves.gain * np.float32(lift), np.float32(TONE_MAX_GAIN)))
+
+
 @numba.njit(nogil=True, cache=True, fastmath=True)
 def _toe(y, out, knee, slope, step, black):  # pragma: no cover - numba
     """out = y − step·clip((knee − y)·slope, 0, 1), not below black (codes as stored)."""
@@ -658,9 +686,9 @@ def _toe(y, out, knee, slope, step, black):  # pragma: no cover - numba
 def toe(planes: YUVPlanes, floor: float, step: float, ramp: float = 2.0) -> YUVPlanes:
     """The planes with the luma at their floor (0..1 from black to white) taken down by `step`:
     fully up to half a step above the floor, handing over linearly to unchanged `ramp` steps
-    higher (a slope of 1 + 1/ramp there, so the picture stays monotone). The mean and the
-    gain are left alone, unlike a black point: only the floor's neighbourhood moves. The
-    chroma is kept (R', G', B' move together). New luma; planes with scale > 1 (averages).
+    higher (a slope of 1 + 1/ramp there, so the picture stays monotone). Only the floor's
+    neighbourhood moves, unlike a black point (VideoEnhancer then raises the gain just enough
+    to keep the toned mean: toe_mean_kept). The chroma is kept (R', G', B' move together). New luma; planes with scale > 1 (averages).
 
     Why a toe and not more black point: at 3 % of the light the floor is half the picture's
     mean, and a black point on it would double the gain and the noise (docs/MODEL.md)."""
@@ -702,7 +730,8 @@ class VideoEnhancer:
         self.smooth = smooth_curves
         self.strength: float | None = None  # the effective strength, smoothed over frames
         self.floor: float | None = None  # the averaged picture's floor, smoothed over frames
-        self.step: float | None = None  # its toe, smoothed over frames
+        self.toe_floor: float | None = None  # the floor of its 3x3 means (what the toe takes down), smoothed
+        self.step: float | None = None  # the toe, smoothed over frames
 
     @property
     def controls(self):
@@ -714,7 +743,7 @@ class VideoEnhancer:
 
     def reset(self) -> None:
         self.denoiser.reset()
-        self.strength = self.floor = self.step = None
+        self.strength = self.floor = self.toe_floor = self.step = None
         self.smoother.reset()
 
     def __call__(self, frame: Picture, out: Picture | None = None) -> Picture:
@@ -741,12 +770,14 @@ class VideoEnhancer:
         jump = self.strength is not None and abs(strength - self.strength) > 0.5  # the user's hand
         self.strength = eased(self.strength, strength, at_once or jump, follow)
         if averaged and isinstance(clean, YUVPlanes):
-            step = toe_step(curves, small, self.floor, self.config.iterations) * min(self.strength, 1.0)
+            self.toe_floor = eased(self.toe_floor, picture_floor(clean, box=3), at_once, follow)
+            step = toe_step(curves, small, self.toe_floor, self.config.iterations) * min(self.strength, 1.0)
             self.step = eased(self.step, step, at_once, follow)
             if self.step > 0:
-                clean = toe(clean, self.floor, self.step)
+                curves = toe_mean_kept(curves, small, clean, self.toe_floor, self.step)
+                clean = toe(clean, self.toe_floor, self.step)
         elif not averaged:
-            self.floor = self.step = None
+            self.floor = self.toe_floor = self.step = None
         return self.enhancer.apply(clean, curves, out, self.strength)
 
     def close(self) -> None:
