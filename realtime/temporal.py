@@ -596,10 +596,11 @@ def luma_range(planes: YUVPlanes) -> tuple[int, int]:
     return (0, 255 * unit) if planes.colour.full_range else (16 * unit, 219 * unit)
 
 
-def black_at_floor(curves: Curves, small: np.ndarray, floor: float, toned_floor: float = 0.02,
+def black_at_floor(curves: Curves, small: np.ndarray, floor: float, toned_floor: float = 0.04,
                    max_lift: float = 1.5) -> Curves:
     """The curves with their black point raised so that the picture's floor (see
-    picture_floor) is toned to `toned_floor`, the toned mean luma kept.
+    picture_floor: VideoEnhancer reads the floor of 3x3 means) is toned to `toned_floor`,
+    the toned mean luma kept.
 
     Why: a sensor clips its noise at black, so the noise of a dark frame has a positive
     mean there. Frame by frame that floor is noise, and the net (trained on single frames)
@@ -637,7 +638,7 @@ def toe_step(curves: Curves, small: np.ndarray, floor: float, iterations: int, t
     (3 codes of 255: a sensor's clipped noise is a few codes, a higher floor is picture, a
     grey wall or fog).
 
-    Why: black_at_floor tones the floor to about 0.02, but the curves come after the tone
+    Why: black_at_floor tones the floor to about 0.04, but the curves come after the tone
     and their slope at black is about 5, so that floor still comes out at 35-50 levels on
     very dark footage (3 % of the light at 300 photons), against 15-20 for the clean
     scene's darkest 1 %. The curve taken is the one where the small copy is darkest (its
@@ -729,9 +730,8 @@ class VideoEnhancer:
         self.smoother = CurveSmoother()  # detects cuts whether or not it smooths
         self.smooth = smooth_curves
         self.strength: float | None = None  # the effective strength, smoothed over frames
-        self.floor: float | None = None  # the averaged picture's floor, smoothed over frames
-        self.toe_floor: float | None = None  # the floor of its 3x3 means (what the toe takes down), smoothed
-        self.step: float | None = None  # the toe, smoothed over frames
+        self.floor: float | None = None  # the averaged picture's floor (of 3x3 means), smoothed over frames
+        self.step: float | None = None  # its toe, smoothed over frames
 
     @property
     def controls(self):
@@ -743,7 +743,7 @@ class VideoEnhancer:
 
     def reset(self) -> None:
         self.denoiser.reset()
-        self.strength = self.floor = self.toe_floor = self.step = None
+        self.strength = self.floor = self.step = None
         self.smoother.reset()
 
     def __call__(self, frame: Picture, out: Picture | None = None) -> Picture:
@@ -763,21 +763,22 @@ class VideoEnhancer:
         follow = self.smoother.follow
         averaged = clean is not frame and self.config.tone  # its floor is the scene's black
         if averaged:
-            # Averaged over frames like the curves: each frame's floor moves with its noise.
-            self.floor = eased(self.floor, picture_floor(clean), at_once, follow)
+            # The floor of 3x3 means, as the curves' dark denoise sees it (single pixels of an
+            # average scatter below it, the more the fewer frames it holds); averaged over
+            # frames like the curves, since each frame's floor moves with its noise.
+            self.floor = eased(self.floor, picture_floor(clean, box=3), at_once, follow)
             curves = black_at_floor(curves, small, self.floor)
         strength = self.enhancer.strength_for(small, curves)
         jump = self.strength is not None and abs(strength - self.strength) > 0.5  # the user's hand
         self.strength = eased(self.strength, strength, at_once or jump, follow)
         if averaged and isinstance(clean, YUVPlanes):
-            self.toe_floor = eased(self.toe_floor, picture_floor(clean, box=3), at_once, follow)
-            step = toe_step(curves, small, self.toe_floor, self.config.iterations) * min(self.strength, 1.0)
+            step = toe_step(curves, small, self.floor, self.config.iterations) * min(self.strength, 1.0)
             self.step = eased(self.step, step, at_once, follow)
             if self.step > 0:
-                curves = toe_mean_kept(curves, small, clean, self.toe_floor, self.step)
-                clean = toe(clean, self.toe_floor, self.step)
+                curves = toe_mean_kept(curves, small, clean, self.floor, self.step)
+                clean = toe(clean, self.floor, self.step)
         elif not averaged:
-            self.floor = self.toe_floor = self.step = None
+            self.floor = self.step = None
         return self.enhancer.apply(clean, curves, out, self.strength)
 
     def close(self) -> None:
