@@ -425,9 +425,10 @@ def test_the_toe_keeps_the_toned_mean():
     small = np.full((4, 4, 3), float(((y.astype(np.float64) - black) / span).mean()), np.float32)
     curves = Curves(np.zeros((4, 4, 3), np.float32), np.full(3, 0.005, np.float32), np.full(3, 4.0, np.float32))
     floor, step = 0.03, 0.01
-    kept = toe_mean_kept(curves, small, dark, floor, step)
+    toed = toe(dark, floor, step)
+    kept = toe_mean_kept(curves, small, dark, toed)
     before = ((y.astype(np.float64) - black) / span - 0.005).mean() * 4.0
-    after = ((toe(dark, floor, step).y.astype(np.float64) - black) / span - 0.005).mean() * float(kept.gain[0])
+    after = ((toed.y.astype(np.float64) - black) / span - 0.005).mean() * float(kept.gain[0])
     assert float(kept.gain[0]) > 4.0 and after == pytest.approx(before, rel=0.01)
     assert np.array_equal(kept.black, curves.black) and kept.maps is curves.maps
 
