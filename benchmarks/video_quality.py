@@ -45,7 +45,7 @@ from realtime.colour import interpret, rgb_to_yuv
 from realtime.frame import YUVPlanes, as_rgb
 from realtime.metrics import darken, mean_luma, psnr, ssim, tone
 from realtime.model import load_checkpoint
-from realtime.sources import camera_picture
+from realtime.frame import i420_picture
 from realtime.temporal import VideoEnhancer
 
 from latency import reference_way  # benchmarks/, beside this script
@@ -100,7 +100,7 @@ def run_rgb(fn, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
 def run_camera(video, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
     """As a camera's frames go: RGB converted to planes as CameraSource does (timed: it is
     the capture thread's work), enhanced, shown as RGB (not timed)."""
-    outputs, ms = run_rgb(lambda rgb: video(camera_picture(rgb, cv2.COLOR_RGB2YUV_I420)), frames)
+    outputs, ms = run_rgb(lambda rgb: video(i420_picture(rgb, cv2.COLOR_RGB2YUV_I420)), frames)
     return [as_rgb(out) for out in outputs], ms
 
 

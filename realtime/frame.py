@@ -12,9 +12,10 @@ from fractions import Fraction
 from typing import Union
 
 import av
+import cv2
 import numpy as np
 
-from .colour import ColourDescription, interpret
+from .colour import OPENCV_I420, ColourDescription, interpret
 from .curves import CurveApplier, planes_to_rgb
 
 
@@ -102,6 +103,27 @@ class YUVPlanes:
         state = applier.prepare(np.zeros((1, 1, 3), np.float32), self.height, self.width, strength=0.0, planar=True)
         applier.apply_planes_band(self, out, state, 0, self.height)
         return out
+
+
+def i420_picture(image: np.ndarray, conversion: int = cv2.COLOR_BGR2YUV_I420) -> "Picture":
+    """An (H, W, 3) uint8 frame (OpenCV's BGR; RGB with cv2.COLOR_RGB2YUV_I420) as the 4:2:0
+    planes the video path works in (BT.601, limited range: OpenCV's conversion, views of its
+    one buffer); as RGB where a size is odd (I420 needs even sizes).
+
+    Why planes: there the temporal denoiser also averages moving pixels in space and smooths
+    colour, and the toe takes an averaged floor to black, which on RGB cost more than live
+    video allows (docs/MODEL.md); planes also take a third less to enhance. A webcam delivers
+    4:2:2 or 4:2:0 (YUYV, MJPEG) that OpenCV has expanded, so 4:2:0 keeps all of a 4:2:0
+    camera's colour detail and half of a 4:2:2 one's vertical detail; brightness stays
+    within a level."""
+    height, width = image.shape[:2]
+    if height % 2 or width % 2:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if conversion == cv2.COLOR_BGR2YUV_I420 else image
+    buf = cv2.cvtColor(image, conversion)
+    chroma = height * width // 4
+    flat = buf.reshape(-1)[height * width:]
+    u, v = (flat[i * chroma: (i + 1) * chroma].reshape(height // 2, width // 2) for i in (0, 1))
+    return YUVPlanes(buf[:height], u, v, OPENCV_I420, owner=buf)
 
 
 def plane_view(plane: "av.video.plane.VideoPlane", dtype: type, columns: int | None = None) -> np.ndarray:

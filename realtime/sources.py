@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .colour import OPENCV_I420, TRANSFER_HLG, TRANSFER_PQ, interpret
-from .frame import Frame, Picture, StreamInfo, YUVPlanes, has_420_planes, plane_view
+from .frame import Frame, StreamInfo, YUVPlanes, has_420_planes, i420_picture, plane_view
 from . import mpegts
 from .imagemeta import decode_with_pillow, read_tags, upright
 
@@ -571,30 +571,10 @@ def _camera_target(spec: str | int) -> str | int:
     return str(spec)
 
 
-def camera_picture(image: np.ndarray, conversion: int = cv2.COLOR_BGR2YUV_I420) -> Picture:
-    """A camera's (H, W, 3) uint8 frame (OpenCV's BGR; RGB with cv2.COLOR_RGB2YUV_I420) as
-    the 4:2:0 planes the video path works in (BT.601, limited range: OpenCV's conversion,
-    views of its one buffer); as RGB where a size is odd (I420 needs even sizes).
-
-    Why planes: there the temporal denoiser also averages moving pixels in space and
-    smooths colour, which on RGB cost more than live video allows (docs/MODEL.md), and
-    planes take a third less to enhance. A webcam delivers 4:2:2 or 4:2:0 (YUYV, MJPEG)
-    that OpenCV has expanded, so 4:2:0 keeps all of a 4:2:0 camera's colour detail and
-    half of a 4:2:2 one's vertical detail; brightness stays within a level."""
-    height, width = image.shape[:2]
-    if height % 2 or width % 2:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if conversion == cv2.COLOR_BGR2YUV_I420 else image
-    buf = cv2.cvtColor(image, conversion)
-    chroma = height * width // 4
-    flat = buf.reshape(-1)[height * width:]
-    u, v = (flat[i * chroma: (i + 1) * chroma].reshape(height // 2, width // 2) for i in (0, 1))
-    return YUVPlanes(buf[:height], u, v, OPENCV_I420, owner=buf)
-
-
 class CameraSource:
     """A live camera or network stream through OpenCV. Frames carry capture times;
     pts are microseconds since the first frame; pictures are 4:2:0 planes
-    (camera_picture)."""
+    (i420_picture)."""
 
     live = True
     time_base = Fraction(1, 1_000_000)
@@ -625,7 +605,7 @@ class CameraSource:
         if not ok or first is None:
             self.capture.release()
             raise SourceError(f"camera {spec}: opened but delivers no frames")
-        self._first = camera_picture(first)
+        self._first = i420_picture(first)
         self.height, self.width = first.shape[:2]
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or fps or 30)
         self.frame_count = 0
@@ -646,7 +626,7 @@ class CameraSource:
                 self.error = f"camera {self.spec}: stream ended after {index} frames"
                 return
             now = time.monotonic()  # captured when read: the conversion counts as latency
-            picture = camera_picture(bgr)
+            picture = i420_picture(bgr)
 
     def close(self) -> None:
         self.capture.release()

@@ -36,7 +36,7 @@ import numpy as np
 from .checkpoint import TONE_LUMA, TONE_MAX_GAIN
 from .curves import Curves, curve_float64, row_bands
 from .engine import Enhancer, as_rgb_frame
-from .frame import Picture, YUVPlanes
+from .frame import Picture, YUVPlanes, i420_picture
 
 #: The average is kept in codes × SCALE (4 fraction bits).
 SCALE = 16
@@ -394,9 +394,9 @@ def smooth_chroma(planes: YUVPlanes, share: float) -> YUVPlanes:
     speckle, colourfulness 1.3-1.5 times the clean clip's); the eye resolves colour far
     more coarsely than brightness, so cameras filter chroma hard and luma gently. The
     average itself is not filtered (the planes returned are new), so this never
-    accumulates. (RGB frames, the API's, are not filtered, and cameras deliver planes:
-    sources.camera_picture. On RGB the same filter costs about 4 ms per 720p frame on
-    this project's 2-core machine even in OpenCV, against 0.5 ms for 1080p planes, and took
+    accumulates. (Planes only: VideoEnhancer averages RGB frames as planes too,
+    frame.i420_picture. On RGB the same filter costs about 4 ms per 720p frame on this
+    project's 2-core machine even in OpenCV, against 0.5 ms for 1080p planes, and took
     live 720p30 p99 over 30 ms; docs/MODEL.md.)"""
     if share <= 0:
         return planes
@@ -431,6 +431,13 @@ class TemporalDenoiser:
         self.noise: NoiseEstimate | None = None
         self.motion = GlobalMotion()
         self.shift = (0, 0)  # the last frame's global motion (dy, dx) in pixels
+
+    @property
+    def found_clean(self) -> bool:
+        """Whether the stream is known to need no averaging (off, or `auto` found no noise);
+        not yet on its first frame."""
+        return self.strength == 0.0 or (self.strength is None and self.noise is not None
+                                        and self.noise.sigma is not None and self.current_strength == 0.0)
 
     @property
     def current_strength(self) -> float:
@@ -720,6 +727,12 @@ class VideoEnhancer:
     >>> video = VideoEnhancer()                   # the default weights
     >>> for frame in frames: bright = video(frame)
 
+    Frames: YUVPlanes, or uint8 RGB (H, W, 3), returned as they came. RGB frames are
+    averaged as BT.601 4:2:0 planes (frame.i420_picture, as a camera's are), where the
+    denoiser also filters colour and moving regions and the toe takes the floor to black;
+    with `denoise="off"`, at odd sizes and once `auto` has found a stream clean (from its
+    second frame) they stay RGB throughout.
+
     enhancer: an Enhancer, or what to make one from (weights path, checkpoint, None).
     denoise: "auto" (strength from the stream's noise), "off", or a strength 0..1.
     smooth_curves: average the curve maps over time (cuts and changes of light taken at once).
@@ -754,18 +767,26 @@ class VideoEnhancer:
             frame = as_rgb_frame(frame)
             if frame.dtype != np.uint8:
                 raise ValueError("VideoEnhancer takes uint8 RGB frames or YUVPlanes (use Enhancer for 16-bit images)")
+        # RGB frames are averaged as 4:2:0 planes, as a camera's are: only there does the
+        # denoiser smooth colour and moving regions, and the toe take the floor to black.
+        # Once a stream is known to be clean, its frames are enhanced as they came.
+        planes = frame if isinstance(frame, YUVPlanes) or self.denoiser.strength == 0.0 else \
+            i420_picture(frame, cv2.COLOR_RGB2YUV_I420)  # RGB still where a size is odd
         small = self.enhancer.small(frame)
         cut, light = self.smoother.changes(small)
         if cut:
             self.denoiser.reset()
-        clean = self.denoiser(frame)
+        clean = self.denoiser(planes)
+        averaged = clean is not planes
+        if not averaged and self.denoiser.found_clean:
+            clean = frame
         # The net keeps seeing the noisy frame's small copy: each of its pixels is the mean
         # of thousands, where the noise has already averaged out.
         at_once = cut or light or not self.smooth
         curves = self.smoother(self.enhancer.curves_for(small), at_once)
         follow = self.smoother.follow
-        averaged = clean is not frame and self.config.tone  # its floor is the scene's black
-        if averaged:
+        toned = averaged and self.config.tone  # the average's floor is the scene's black
+        if toned:
             # The floor of 3x3 means, as the curves' dark denoise sees it (single pixels of an
             # average scatter below it, the more the fewer frames it holds); averaged over
             # frames like the curves, since each frame's floor moves with its noise.
@@ -774,16 +795,22 @@ class VideoEnhancer:
         strength = self.enhancer.strength_for(small, curves)
         jump = self.strength is not None and abs(strength - self.strength) > 0.5  # the user's hand
         self.strength = eased(self.strength, strength, at_once or jump, follow)
-        if averaged and isinstance(clean, YUVPlanes):
+        if toned and isinstance(clean, YUVPlanes):
             step = toe_step(curves, small, self.floor, self.config.iterations) * min(self.strength, 1.0)
             self.step = eased(self.step, step, at_once, follow)
             if self.step > 0:
                 toed = toe(clean, self.floor, self.step)
                 curves = toe_mean_kept(curves, small, clean, toed)
                 clean = toed
-        elif not averaged:
+        elif not toned:
             self.floor = self.step = None
-        return self.enhancer.apply(clean, curves, out, self.strength)
+        if isinstance(frame, YUVPlanes) or not isinstance(clean, YUVPlanes):
+            return self.enhancer.apply(clean, curves, out, self.strength)
+        rgb = self.enhancer.apply(clean, curves, None, self.strength).to_rgb()  # RGB averaged as planes
+        if out is None:
+            return rgb
+        np.copyto(out, rgb)
+        return out
 
     def close(self) -> None:
         self.denoiser.close()

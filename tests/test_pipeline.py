@@ -276,7 +276,8 @@ def test_a_camera_delivers_planes_that_show_its_picture(clip):
 
     from realtime.colour import OPENCV_I420
     from realtime.frame import YUVPlanes, as_rgb
-    from realtime.sources import CameraSource, camera_picture
+    from realtime.frame import i420_picture
+    from realtime.sources import CameraSource
 
     src, _ = clip
     camera = CameraSource(str(src))
@@ -291,7 +292,7 @@ def test_a_camera_delivers_planes_that_show_its_picture(clip):
     assert error.mean() < 2.0, error.mean()
     odd = np.zeros((5, 6, 3), np.uint8)
     odd[..., 0] = 255  # blue, in OpenCV's order
-    rgb = camera_picture(odd)
+    rgb = i420_picture(odd)
     assert isinstance(rgb, np.ndarray) and rgb[0, 0].tolist() == [0, 0, 255]
 
 

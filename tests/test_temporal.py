@@ -319,27 +319,39 @@ def test_where_the_picture_moves_noise_is_averaged_in_space_and_edges_stay():
     assert np.abs(edge - reference).max() < 4, "the edge is not blurred"
 
 
-def test_a_dark_camera_gets_the_colour_filter_of_video_files():
-    """Camera frames are enhanced as planes (camera_picture), so the colour speckle of a
-    dark webcam is filtered as a dark video file's is; on RGB it stays."""
+def test_dark_rgb_frames_get_the_colour_filter_of_video_files():
+    """Camera frames are enhanced as planes (i420_picture), and so are RGB frames given to
+    VideoEnhancer through the API: the colour speckle of a dark webcam, or of frames a user
+    decoded to RGB, is filtered as a dark video file's is (RGB frames were averaged as RGB,
+    without it, and kept 1.5 times the camera's speckle)."""
     import cv2
 
-    from realtime.frame import as_rgb
+    from realtime.frame import as_rgb, i420_picture
     from realtime.metrics import darken
-    from realtime.sources import camera_picture
 
     clean = scene(96, 128, seed=6)
     speckle = {}
-    for kind in ("camera", "rgb"):
-        rng, video = np.random.default_rng(6), VideoEnhancer(denoise=1.0)
+    for kind, denoise in (("camera", 1.0), ("rgb", 1.0), ("per frame", "off")):
+        rng, video = np.random.default_rng(6), VideoEnhancer(denoise=denoise)
         for i in range(6):
             rgb = darken(np.roll(clean, 9 * i, axis=1), 0.3, 300, 2.35, rng)  # moving: little to average
-            picture = camera_picture(rgb, cv2.COLOR_RGB2YUV_I420) if kind == "camera" else rgb
+            picture = i420_picture(rgb, cv2.COLOR_RGB2YUV_I420) if kind == "camera" else rgb
             out = as_rgb(video(picture)).astype(np.float32)
         # colour noise: how far each pixel's colour differs from its neighbourhood's
         colour = out - out.mean(axis=2, keepdims=True)
         speckle[kind] = float(np.abs(colour - cv2.blur(colour, (9, 9))).mean())
-    assert speckle["camera"] < 0.7 * speckle["rgb"], speckle
+    assert speckle["rgb"] < 1.1 * speckle["camera"] and speckle["camera"] < 0.7 * speckle["per frame"], speckle
+
+
+def test_a_clean_rgb_stream_keeps_its_exact_colour():
+    """RGB frames are averaged as 4:2:0 planes, but only while there may be noise to
+    average: once `auto` has found a stream clean (from its second frame), it is enhanced as
+    it came, its colour detail whole, as with the denoiser off."""
+    frames = [np.roll(scene(64, 96, seed=3), 4 * i, axis=1) for i in range(5)]
+    auto, off = VideoEnhancer(Enhancer(backend="cpu")), VideoEnhancer(Enhancer(backend="cpu"), denoise="off")
+    auto(frames[0]), off(frames[0])  # the first, before anything is known, as planes
+    for frame in frames[1:]:
+        assert np.array_equal(auto(frame), off(frame))
 
 
 def test_planes_are_shown_as_the_reference_decode_shows_them():

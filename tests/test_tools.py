@@ -105,7 +105,7 @@ def test_benchmark_quick_run_writes_every_field(tmp_path):
                 "enhanced_cpu_s", "enhanced_peak_mb", "wall_ratio"):
         assert key in data["file_throughput"][0]
     assert data["file_throughput"][0]["enhanced_peak_mb"] > 10
-    for key in ("engine_ms", "engine_temporal_ms", "temporal_extra_ms"):
+    for key in ("engine_ms", "engine_temporal_ms", "temporal_extra_ms", "rgb_engine_temporal_ms"):
         assert key in data["video_path"]
     assert [(r["camera_fps"], r["viewers"], r["stalled_viewers"], r["denoise"]) for r in data["live"]] == \
         [(30, 0, 0, "auto"), (30, 3, 0, "auto"), (30, 3, 50, "auto"), (60, 0, 0, "auto"), (30, 0, 0, "1"), (30, 3, 0, "1")]
