@@ -16,6 +16,8 @@ An analysis, not a method: it uses the references in ways the engine never may.
    log histogram) fitted on lol-train and the other 60 lol-val pairs, leave-one-out — an
    optimistic bound, since it learns from lol-val's own scenes. If any of them predicted
    LOL's hand-set exposure better than the tone head, the tone head could learn it.
+4. The black point: the median |black-point error| (1st-percentile luma) of the photos, at
+   the reference's mean luma, and with the output's black moved down by a constant.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from realtime import Enhancer
 from realtime.devdata import SHARED
-from realtime.metrics import luma, psnr, read_pairs, ssim
+from realtime.metrics import luma, psnr, read_pairs, ssim, tone
 
 LUMA = np.float32([0.2126, 0.7152, 0.0722])
 SHARES = [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
@@ -118,6 +120,19 @@ def main() -> None:
             predicted.append(predict(model, r_val[i:i + 1])[0])
         report(f"rich features, ridge leave-one-out incl. lol-val, λ = {lam:g}",
                at_exposure(photos, np.array(predicted)))
+
+    def black(name: str, images: list[np.ndarray]) -> None:
+        errors = np.array([tone(o, h)["black_point_error"] for o, (_, h) in zip(images, val)])
+        print(f"  {name:58s} median |black-point error| {np.median(np.abs(errors)):4.1f} "
+              f"(signed {np.median(errors):+.1f}, 10-90 % {np.quantile(errors, 0.1):+.1f} to {np.quantile(errors, 0.9):+.1f})")
+
+    black("engine, photos", photos)
+    black("at the reference's mean luma", at_exposure(photos, y_val))
+    for levels in (2, 4):
+        moved = [np.clip((o.astype(np.float32) - levels) * 255 / (255 - levels), 0, 255).round().astype(np.uint8)
+                 for o in photos]
+        black(f"black moved down {levels} levels", moved)
+        report(f"black moved down {levels} levels", moved)
 
 
 if __name__ == "__main__":
