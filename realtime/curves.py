@@ -316,10 +316,12 @@ def _block_chroma(out, rows, kr, kg, kb, cr_v, cb_u, cs, co, maxv, sums, uo, vo)
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
 def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full, last, below, share, black,  # noqa: E501
-              tone_gain, r0, r1):
+              tone_gain, rgb, r0, r1):
     """Rows r0..r1 (r0 even) of 4:2:0 planes through the curves. maps: (h, 3, sets, W)
     row-upsampled α, so that each channel's rows are contiguous. coef / coef_out: the
-    input's and the output's colour coefficients (ColourDescription.coefficients).
+    input's and the output's colour coefficients (ColourDescription.coefficients). rgb:
+    (H, W·3) uint8 to take the enhanced R'G'B' as 8-bit codes instead of oy, ou, ov (which
+    are then not written), or (0, 0) for planes out.
 
     Each channel value is decoded as a decoder would deliver it: clipped to the R'G'B'
     cube and rounded to `maxv` levels (255 for 8-bit input, 1023 for 10-bit). The dark
@@ -346,6 +348,7 @@ def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full,
     scratch = np.empty((3, width), np.float32)
     levels, inv_levels = maxv, np.float32(1.0) / maxv
     toned = black.shape[0] > 0
+    to_rgb = rgb.shape[0] > 0
     fb = np.float32(below) * maxv / np.float32(255.0)  # the threshold in this depth's levels
     gain = np.float32(1.0) / fb if below else np.float32(0.0)
     oyo, oys, oco, ocs, okr, okg, okb, ocr_v, ocb_u = (coef_out[0], coef_out[1], coef_out[2], coef_out[3],
@@ -385,12 +388,23 @@ def _yuv_rows(y, u, v, oy, ou, ov, maps, y0, y1, yw, coef, coef_out, maxv, full,
                 _iterate(curved, a, la[c], lb[c], w, full, last)
                 for x in range(width):
                     s[x] += curved[x]
+            if to_rgb:
+                dst = rgb[yy]
+                for c in range(3):
+                    s = out[k, c]
+                    for x in range(width):
+                        dst[3 * x + c] = np.uint8(min(max(s[x], np.float32(0.0)), np.float32(1.0)) * np.float32(255.0)
+                                                  + np.float32(0.5))
+                continue
             for x in range(width):
                 orow[x] = _code(okr * out[k, 0, x] + okg * out[k, 1, x] + okb * out[k, 2, x], oys, oyo, maxv)
-        _block_chroma(out, rows, okr, okg, okb, ocr_v, ocb_u, ocs, oco, maxv, sums, ou[r // 2], ov[r // 2])
+        if not to_rgb:
+            _block_chroma(out, rows, okr, okg, okb, ocr_v, ocb_u, ocs, oco, maxv, sums, ou[r // 2], ov[r // 2])
 
 
 # --- the applier ------------------------------------------------------------------------
+
+_NO_RGB = np.empty((0, 0), np.uint8)  # _yuv_rows' rgb when planes are written
 
 
 def row_bands(height: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
@@ -467,14 +481,20 @@ class CurveApplier:
                   np.float32(scale), np.float32(maxv), np.float32(1 / maxv), black, gain, r0, r1)
 
     def apply_planes_band(self, planes, out, state: PassState, r0: int, r1: int) -> None:
-        """Rows r0..r1 (r0 even) of `out` from `planes` (YUVPlanes of one size and depth;
-        `out` may have another colour description: the result is converted into it)."""
+        """Rows r0..r1 (r0 even) of `out` from `planes` (YUVPlanes of one size and depth).
+        `out`: YUVPlanes, possibly of another colour description (the result is converted
+        into it), or (H, W, 3) uint8 for the enhanced R'G'B' as a player would show the
+        planes, without encoding them to planes first."""
         t, s = state.rows, state.schedule
-        coef, coef_out = planes.colour.coefficients(planes.bits, planes.scale), out.colour.coefficients(out.bits)
+        coef = planes.colour.coefficients(planes.bits, planes.scale)
+        if isinstance(out, np.ndarray):
+            rgb, coef_out, target = out.reshape(out.shape[0], -1), coef, planes
+        else:
+            rgb, coef_out, target = _NO_RGB, out.colour.coefficients(out.bits), out
         maxv = np.float32((1 << planes.bits) - 1)
-        _yuv_rows(planes.y, planes.u, planes.v, out.y, out.u, out.v, state.maps, t.i0, t.i1, t.w, coef, coef_out,
-                  maxv, s.full, np.float32(s.last), self.denoise_below if state.denoise > 0 else 0,
-                  np.float32(state.denoise), state.black, state.gain, r0, r1)
+        _yuv_rows(planes.y, planes.u, planes.v, target.y, target.u, target.v, state.maps, t.i0, t.i1, t.w, coef,
+                  coef_out, maxv, s.full, np.float32(s.last), self.denoise_below if state.denoise > 0 else 0,
+                  np.float32(state.denoise), state.black, state.gain, rgb, r0, r1)
 
     def apply(self, frame: np.ndarray, curves: "Curves | np.ndarray", out: np.ndarray | None = None,
               strength: float = 1.0) -> np.ndarray:

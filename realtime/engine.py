@@ -261,12 +261,16 @@ class Enhancer:
         return curves
 
     def apply(self, picture: Picture, curves: Curves, out: Picture | None = None, strength: float = 1.0) -> Picture:
-        """Apply a frame's curves to a checked picture, into `out` (new when None)."""
+        """Apply a frame's curves to a checked picture, into `out` (new when None). Planes
+        may also go into a C-contiguous (H, W, 3) uint8 `out`: their enhanced R'G'B' as a
+        player would show the enhanced planes, in the same pass (what VideoEnhancer does
+        with the RGB frames it averages as planes)."""
         self._check_open()
         planar = isinstance(picture, YUVPlanes)
         height, width = picture.shape[:2]
         target = out
-        if out is None or _shares_memory(picture, out) or (planar and out.scale != 1):  # in place: neighbours are read
+        shown = planar and isinstance(out, np.ndarray)
+        if out is None or (not shown and (_shares_memory(picture, out) or (planar and out.scale != 1))):  # in place: neighbours are read
             target = YUVPlanes.empty(width, height, picture.colour, picture.bits) if planar else np.empty_like(picture)
         state = self.applier.prepare(curves, height, width, strength, planar=planar)
         band = self.applier.apply_planes_band if planar else self.applier.apply_band

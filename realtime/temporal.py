@@ -711,6 +711,14 @@ def toe(planes: YUVPlanes, floor: float, step: float, ramp: float = 2.0) -> YUVP
     return YUVPlanes(out, planes.u, planes.v, planes.colour, planes.bits, owner=None, scale=planes.scale)
 
 
+def _into(out: np.ndarray | None, rgb: np.ndarray) -> np.ndarray:
+    """rgb, or copied into `out` when one is given."""
+    if out is None:
+        return rgb
+    out[...] = rgb
+    return out
+
+
 def eased(last: float | None, new: float, at_once: bool, follow: float) -> float:
     """An exponential average's next value: `new` at once (or as the first), else `follow` of the way to it."""
     return new if at_once or last is None else last + follow * (new - last)
@@ -806,11 +814,10 @@ class VideoEnhancer:
             self.floor = self.step = None
         if isinstance(frame, YUVPlanes) or not isinstance(clean, YUVPlanes):
             return self.enhancer.apply(clean, curves, out, self.strength)
-        rgb = self.enhancer.apply(clean, curves, None, self.strength).to_rgb()  # RGB averaged as planes
-        if out is None:
-            return rgb
-        np.copyto(out, rgb)
-        return out
+        # An RGB frame averaged as planes: the pass writes R'G'B' (of the planes) directly.
+        if out is None or not out.flags.c_contiguous:
+            return _into(out, self.enhancer.apply(clean, curves, np.empty(frame.shape, np.uint8), self.strength))
+        return self.enhancer.apply(clean, curves, out, self.strength)
 
     def close(self) -> None:
         self.denoiser.close()

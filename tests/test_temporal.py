@@ -354,6 +354,31 @@ def test_a_clean_rgb_stream_keeps_its_exact_colour():
         assert np.array_equal(auto(frame), off(frame))
 
 
+def test_planes_enhanced_into_rgb_show_what_the_enhanced_planes_show():
+    """Enhancer.apply(planes, curves, rgb) writes the enhanced R'G'B' in the same pass (what
+    VideoEnhancer does with the RGB frames it averages as planes), without encoding planes
+    and decoding them again: the picture is the one the enhanced planes show, to within
+    their own 4:2:0 colour (each 2x2 block's chroma), the same however many bands."""
+    import cv2
+
+    from realtime.frame import i420_picture
+
+    engine = Enhancer(backend="cpu")
+    picture = i420_picture(scene(96, 128, seed=4, detail=4), cv2.COLOR_RGB2YUV_I420)
+    small = engine.small(picture)
+    curves = engine.curves_for(small)
+    strength = engine.strength_for(small, curves)
+    shown = engine.apply(picture, curves, None, strength).to_rgb().astype(np.int16)
+    rgb = engine.apply(picture, curves, np.zeros((96, 128, 3), np.uint8), strength)
+    difference = np.abs(rgb.astype(np.int16) - shown)
+    assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 4, (difference.mean(), difference.max())
+    large = i420_picture(scene(720, 1280, seed=4, detail=8), cv2.COLOR_RGB2YUV_I420)
+    one, two = Enhancer(backend="cpu", threads=1), Enhancer(backend="cpu", threads=2)
+    curves = one.curves_for(one.small(large))
+    banded = [e.apply(large, curves, np.zeros((720, 1280, 3), np.uint8)) for e in (one, two)]
+    assert np.array_equal(*banded) and banded[0].max(axis=2).min() > 0
+
+
 def test_planes_are_shown_as_the_reference_decode_shows_them():
     """YUVPlanes.to_rgb (the fused kernel behind every preview, browser frame and virtual
     camera) against colour.yuv_to_rgb, odd sizes, depths, ranges and fixed point."""
