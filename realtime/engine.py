@@ -269,8 +269,10 @@ class Enhancer:
         planar = isinstance(picture, YUVPlanes)
         height, width = picture.shape[:2]
         target = out
-        shown = planar and isinstance(out, np.ndarray)
-        if out is None or (not shown and (_shares_memory(picture, out) or (planar and out.scale != 1))):  # in place: neighbours are read
+        if planar and isinstance(out, np.ndarray):  # planes in, R'G'B' out: the kernel writes whole rows
+            if not out.flags.c_contiguous:
+                target = np.empty((height, width, 3), np.uint8)
+        elif out is None or _shares_memory(picture, out) or (planar and out.scale != 1):  # in place: neighbours are read
             target = YUVPlanes.empty(width, height, picture.colour, picture.bits) if planar else np.empty_like(picture)
         state = self.applier.prepare(curves, height, width, strength, planar=planar)
         band = self.applier.apply_planes_band if planar else self.applier.apply_band

@@ -20,8 +20,9 @@ remove.
 light at once) so that exposure does not pump. Once frames are averaged, the noise a
 sensor clips at black is left as a grey floor; :func:`black_at_floor` moves the black point
 onto it, and where the curves would still lift it, :func:`toe` takes the luma near it down
-(planes; the floor as the 3x3 means show it, which is what the curves' dark denoise sees). :class:`VideoEnhancer` runs all of it around an Enhancer; it is what the pipeline
-uses for video files and live sources, reset at the start of each stream.
+(planes; the floor as the 3x3 means show it, which is what the curves' dark denoise sees).
+:class:`VideoEnhancer` runs all of it around an Enhancer (RGB frames averaged as planes); it
+is what the pipeline uses for video files and live sources, reset at the start of each stream.
 """
 from __future__ import annotations
 
@@ -711,14 +712,6 @@ def toe(planes: YUVPlanes, floor: float, step: float, ramp: float = 2.0) -> YUVP
     return YUVPlanes(out, planes.u, planes.v, planes.colour, planes.bits, owner=None, scale=planes.scale)
 
 
-def _into(out: np.ndarray | None, rgb: np.ndarray) -> np.ndarray:
-    """rgb, or copied into `out` when one is given."""
-    if out is None:
-        return rgb
-    out[...] = rgb
-    return out
-
-
 def eased(last: float | None, new: float, at_once: bool, follow: float) -> float:
     """An exponential average's next value: `new` at once (or as the first), else `follow` of the way to it."""
     return new if at_once or last is None else last + follow * (new - last)
@@ -815,9 +808,8 @@ class VideoEnhancer:
         if isinstance(frame, YUVPlanes) or not isinstance(clean, YUVPlanes):
             return self.enhancer.apply(clean, curves, out, self.strength)
         # An RGB frame averaged as planes: the pass writes R'G'B' (of the planes) directly.
-        if out is None or not out.flags.c_contiguous:
-            return _into(out, self.enhancer.apply(clean, curves, np.empty(frame.shape, np.uint8), self.strength))
-        return self.enhancer.apply(clean, curves, out, self.strength)
+        rgb = np.empty(frame.shape, np.uint8) if out is None else out
+        return self.enhancer.apply(clean, curves, rgb, self.strength)
 
     def close(self) -> None:
         self.denoiser.close()
