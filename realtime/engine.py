@@ -175,9 +175,7 @@ class Enhancer:
         if isinstance(frame, YUVPlanes):
             return self.enhance_planes(frame, out, strength)
         frame = as_rgb_frame(frame)
-        if out is not None and (not isinstance(out, np.ndarray) or out.shape != frame.shape
-                                or out.dtype != frame.dtype or not out.flags.c_contiguous):
-            raise ValueError(f"out must be a C-contiguous {frame.dtype} array of shape {frame.shape}")
+        check_out(frame, out)
         return self._enhance(frame, out, strength)
 
     def _enhance(self, picture: Picture, out: Picture | None, strength: float | None) -> Picture:
@@ -224,8 +222,7 @@ class Enhancer:
         matrix, computed per 2x2 block without leaving YUV (see realtime.curves)."""
         if not isinstance(planes, YUVPlanes):
             raise ValueError(f"expected YUVPlanes, got {type(planes).__name__}")
-        if out is not None and (not isinstance(out, YUVPlanes) or out.shape != planes.shape or out.bits != planes.bits):
-            raise ValueError(f"out must be YUVPlanes of shape {planes.shape} and {planes.bits} bits")
+        check_out(planes, out)
         return self._enhance(planes, out, strength)
 
     def curves(self, frame: Picture) -> Curves:
@@ -269,10 +266,8 @@ class Enhancer:
         planar = isinstance(picture, YUVPlanes)
         height, width = picture.shape[:2]
         target = out
-        if planar and isinstance(out, np.ndarray):  # planes in, R'G'B' out: the kernel writes whole rows
-            if not out.flags.c_contiguous:
-                target = np.empty((height, width, 3), np.uint8)
-        elif out is None or _shares_memory(picture, out) or (planar and out.scale != 1):  # in place: neighbours are read
+        shown = planar and isinstance(out, np.ndarray)  # planes in, R'G'B' out
+        if not shown and (out is None or _shares_memory(picture, out) or (planar and out.scale != 1)):  # in place: neighbours are read
             target = YUVPlanes.empty(width, height, picture.colour, picture.bits) if planar else np.empty_like(picture)
         state = self.applier.prepare(curves, height, width, strength, planar=planar)
         band = self.applier.apply_planes_band if planar else self.applier.apply_band
@@ -319,6 +314,19 @@ def photo_lift_share(small: np.ndarray, curves: Curves, iterations: int, strengt
     after = float(curve_small(small, curves, iterations, strength).reshape(-1, 3).mean(axis=0) @ LUMA)
     lift = after / max(before, 1 / 255)
     return float(np.clip((lift - 1) / (PHOTO_FULL_LIFT - 1), 0.0, 1.0))
+
+
+def check_out(picture: Picture, out: Picture | None) -> None:
+    """That `out` (None, or where an enhanced `picture` is to go) is of its kind and size:
+    ValueError otherwise (the kernels write whole rows of it)."""
+    if out is None:
+        return
+    if isinstance(picture, YUVPlanes):
+        if not isinstance(out, YUVPlanes) or out.shape != picture.shape or out.bits != picture.bits:
+            raise ValueError(f"out must be YUVPlanes of shape {picture.shape} and {picture.bits} bits")
+    elif not isinstance(out, np.ndarray) or out.shape != picture.shape or out.dtype != picture.dtype \
+            or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {picture.dtype} array of shape {picture.shape}")
 
 
 def _shares_memory(a: Picture, b: Picture) -> bool:

@@ -36,7 +36,7 @@ import numpy as np
 
 from .checkpoint import TONE_LUMA, TONE_MAX_GAIN
 from .curves import Curves, curve_float64, row_bands
-from .engine import Enhancer, as_rgb_frame
+from .engine import Enhancer, as_rgb_frame, check_out
 from .frame import Picture, YUVPlanes, i420_picture
 
 #: The average is kept in codes × SCALE (4 fraction bits).
@@ -768,6 +768,7 @@ class VideoEnhancer:
             frame = as_rgb_frame(frame)
             if frame.dtype != np.uint8:
                 raise ValueError("VideoEnhancer takes uint8 RGB frames or YUVPlanes (use Enhancer for 16-bit images)")
+        check_out(frame, out)
         # RGB frames are averaged as 4:2:0 planes, as a camera's are: only there does the
         # denoiser smooth colour and moving regions, and the toe take the floor to black.
         # Once a stream is known to be clean, its frames are enhanced as they came.

@@ -379,6 +379,22 @@ def test_planes_enhanced_into_rgb_show_what_the_enhanced_planes_show():
     assert np.array_equal(*banded) and banded[0].max(axis=2).min() > 0
 
 
+def test_video_enhancer_checks_where_its_output_goes():
+    """`out` is checked as Enhancer checks it: the kernels write whole rows of it, so a
+    smaller or strided buffer would be written past its end (RGB frames averaged as planes
+    write their R'G'B' straight into it)."""
+    rng, clean = np.random.default_rng(3), scene(64, 96, seed=3)
+    video = VideoEnhancer(denoise=1.0)
+    for bad in (np.zeros((32, 96, 3), np.uint8), np.zeros((64, 192, 3), np.uint8)[:, ::2],
+                np.zeros((64, 96, 3), np.uint16), planes(clean)):
+        with pytest.raises(ValueError, match="out must be"):
+            video(noisy(clean, rng), bad)
+    with pytest.raises(ValueError, match="out must be"):
+        video(planes(clean), np.zeros((64, 96, 3), np.uint8))
+    out = np.zeros((64, 96, 3), np.uint8)
+    assert video(noisy(clean, rng), out) is out and out.any()
+
+
 def test_planes_are_shown_as_the_reference_decode_shows_them():
     """YUVPlanes.to_rgb (the fused kernel behind every preview, browser frame and virtual
     camera) against colour.yuv_to_rgb, odd sizes, depths, ranges and fixed point."""
